@@ -1,0 +1,223 @@
+// Package counter manages counters — one tracked site each, the tenant that
+// owns all other data — and the API tokens that act for them.
+package counter
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
+
+	"github.com/throughline/throughline/internal/store"
+)
+
+// Counter is one tracked site.
+type Counter struct {
+	ID        int64     `json:"id"`
+	Name      string    `json:"name"`
+	Domain    string    `json:"domain"`   // ASCII (punycode) host, lowercase, without scheme or port
+	Timezone  string    `json:"timezone"` // IANA name; CRM dates without a zone are read in it
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Location returns the counter's time zone.
+func (c Counter) Location() *time.Location {
+	loc, err := time.LoadLocation(c.Timezone)
+	if err != nil { // validated on write; only a hand-edited row gets here
+		return time.UTC
+	}
+	return loc
+}
+
+// DefaultTimezone is used when a counter is created without one: most sites
+// we are built for sell in Moscow time.
+const DefaultTimezone = "Europe/Moscow"
+
+// ErrNotFound means no such counter (or no such token of this counter).
+var ErrNotFound = errors.New("not found")
+
+// InvalidError names a field that failed validation.
+type InvalidError struct {
+	Field   string
+	Message string
+}
+
+func (e *InvalidError) Error() string { return e.Field + ": " + e.Message }
+
+// NewCounter is what a user supplies to create a counter.
+type NewCounter struct {
+	Name     string
+	Domain   string
+	Timezone string
+}
+
+// Validate checks and normalises the fields in place.
+func (n *NewCounter) Validate() error {
+	var err error
+	if n.Name, err = normalizeName(n.Name); err != nil {
+		return err
+	}
+	if n.Domain, err = NormalizeDomain(n.Domain); err != nil {
+		return &InvalidError{"domain", err.Error()}
+	}
+	if n.Timezone == "" {
+		n.Timezone = DefaultTimezone
+	}
+	return validateTimezone(n.Timezone)
+}
+
+func normalizeName(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "":
+		return "", &InvalidError{"name", "is required"}
+	case !utf8.ValidString(s):
+		return "", &InvalidError{"name", "is not valid UTF-8"}
+	case utf8.RuneCountInString(s) > 200:
+		return "", &InvalidError{"name", "is longer than 200 characters"}
+	}
+	return s, nil
+}
+
+func validateTimezone(tz string) error {
+	if _, err := time.LoadLocation(tz); err != nil || tz == "" || tz == "Local" {
+		return &InvalidError{"timezone", fmt.Sprintf("%q is not an IANA time zone name such as Europe/Moscow", tz)}
+	}
+	return nil
+}
+
+// NormalizeDomain turns what a user types for their site ("Shop.ru",
+// "https://www.shop.ru/", "магазин.рф") into the host a browser sends in its
+// Origin header: lowercase ASCII, internationalised names in punycode. The
+// scheme and a trailing slash are forgiven; a path, port or user info is not,
+// because it would never match an Origin.
+func NormalizeDomain(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	for _, p := range []string{"https://", "http://"} {
+		if len(s) >= len(p) && strings.EqualFold(s[:len(p)], p) {
+			s = s[len(p):]
+		}
+	}
+	s = strings.TrimSuffix(s, "/")
+	if s == "" {
+		return "", errors.New("is required")
+	}
+	if strings.ContainsAny(s, "/:@?# ") {
+		return "", fmt.Errorf("%q is not a bare host name like shop.example.ru", s)
+	}
+	host, err := idna.Lookup.ToASCII(strings.ToLower(s))
+	if err != nil {
+		return "", fmt.Errorf("%q is not a valid host name: %v", s, err)
+	}
+	if !strings.Contains(host, ".") && host != "localhost" {
+		return "", fmt.Errorf("%q is not a full host name (expected something like shop.example.ru)", s)
+	}
+	return host, nil
+}
+
+func insertCounter(ctx context.Context, tx *sql.Tx, n NewCounter) (Counter, error) {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	c := Counter{Name: n.Name, Domain: n.Domain, Timezone: n.Timezone, CreatedAt: now, UpdatedAt: now}
+	err := tx.QueryRowContext(ctx,
+		`INSERT INTO counters (name, domain, timezone, created_at, updated_at)
+		 VALUES ($1, $2, $3, $4, $5) RETURNING id`,
+		c.Name, c.Domain, c.Timezone, c.CreatedAt, c.UpdatedAt).Scan(&c.ID)
+	if err != nil {
+		return Counter{}, fmt.Errorf("counter: create: %w", err)
+	}
+	return c, nil
+}
+
+const counterColumns = `id, name, domain, timezone, created_at, updated_at`
+
+func scanCounter(row interface{ Scan(...any) error }) (Counter, error) {
+	var c Counter
+	err := row.Scan(&c.ID, &c.Name, &c.Domain, &c.Timezone, &c.CreatedAt, &c.UpdatedAt)
+	return c, err
+}
+
+// Get returns the counter with the given id, or ErrNotFound.
+func Get(ctx context.Context, db *store.DB, id int64) (Counter, error) {
+	c, err := scanCounter(db.Reader().QueryRowContext(ctx,
+		`SELECT `+counterColumns+` FROM counters WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Counter{}, ErrNotFound
+	}
+	if err != nil {
+		return Counter{}, fmt.Errorf("counter: get %d: %w", id, err)
+	}
+	return c, nil
+}
+
+// Patch changes some of a counter's fields; nil fields stay as they are.
+type Patch struct {
+	Name     *string `json:"name"`
+	Domain   *string `json:"domain"`
+	Timezone *string `json:"timezone"`
+}
+
+// Update applies p to counter id and returns the result, or ErrNotFound.
+// Each field is validated on its own, so one UPDATE does it, with no
+// read-modify-write race between concurrent patches of different fields.
+func Update(ctx context.Context, db *store.DB, id int64, p Patch) (Counter, error) {
+	var name, domain, tz *string
+	if p.Name != nil {
+		v, err := normalizeName(*p.Name)
+		if err != nil {
+			return Counter{}, err
+		}
+		name = &v
+	}
+	if p.Domain != nil {
+		v, err := NormalizeDomain(*p.Domain)
+		if err != nil {
+			return Counter{}, &InvalidError{"domain", err.Error()}
+		}
+		domain = &v
+	}
+	if p.Timezone != nil {
+		if err := validateTimezone(*p.Timezone); err != nil {
+			return Counter{}, err
+		}
+		tz = p.Timezone
+	}
+	c, err := scanCounter(db.Writer().QueryRowContext(ctx,
+		`UPDATE counters SET name = COALESCE($2, name), domain = COALESCE($3, domain),
+		        timezone = COALESCE($4, timezone), updated_at = $5
+		 WHERE id = $1 RETURNING `+counterColumns,
+		id, name, domain, tz, time.Now().UTC().Truncate(time.Microsecond)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Counter{}, ErrNotFound
+	}
+	if err != nil {
+		return Counter{}, fmt.Errorf("counter: update %d: %w", id, err)
+	}
+	return c, nil
+}
+
+// List returns all counters, oldest first.
+func List(ctx context.Context, db *store.DB) ([]Counter, error) {
+	rows, err := db.Reader().QueryContext(ctx, `SELECT `+counterColumns+` FROM counters ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("counter: list: %w", err)
+	}
+	defer rows.Close()
+	var cs []Counter
+	for rows.Next() {
+		c, err := scanCounter(rows)
+		if err != nil {
+			return nil, fmt.Errorf("counter: list: %w", err)
+		}
+		cs = append(cs, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("counter: list: %w", err)
+	}
+	return cs, nil
+}

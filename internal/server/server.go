@@ -1,0 +1,248 @@
+// Package server wires Throughline's HTTP interface: routes, authentication,
+// JSON errors, request logging and metrics. Handlers stay thin; the domain
+// packages own the rules and the SQL.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/throughline/throughline/internal/counter"
+	"github.com/throughline/throughline/internal/store"
+)
+
+// DefaultMaxBody caps request bodies on routes that do not set their own limit.
+const DefaultMaxBody = 1 << 20
+
+// Config is what the server needs besides the database.
+type Config struct {
+	Version string
+	Logger  *slog.Logger
+	// MaxBody caps JSON API request bodies; zero means DefaultMaxBody.
+	MaxBody int64
+}
+
+// Server is Throughline's HTTP handler.
+type Server struct {
+	db      *store.DB
+	log     *slog.Logger
+	cfg     Config
+	mux     *http.ServeMux
+	metrics *metrics
+	quiet   map[string]bool // route patterns logged at debug level only
+}
+
+// New builds the server and its routes.
+func New(db *store.DB, cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	s := &Server{
+		db:      db,
+		log:     cfg.Logger,
+		cfg:     cfg,
+		mux:     http.NewServeMux(),
+		metrics: newMetrics(db, cfg.Version),
+		quiet:   map[string]bool{},
+	}
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	s.handle("GET /{$}", s.index)
+	s.handleQuiet("GET /healthz", s.healthz)
+	s.handleQuiet("GET /metrics", s.metrics.handler().ServeHTTP)
+
+	s.counterAPI("GET /api/v1/counters/{id}", s.getCounter)
+	s.counterAPI("PATCH /api/v1/counters/{id}", s.patchCounter)
+	s.counterAPI("GET /api/v1/counters/{id}/tokens", s.listTokens)
+	s.counterAPI("POST /api/v1/counters/{id}/tokens", s.createToken)
+	s.counterAPI("DELETE /api/v1/counters/{id}/tokens/{token}", s.revokeToken)
+
+	// Anything else under /api/ answers in JSON, as the API promises.
+	s.handle("/api/", s.apiFallback)
+}
+
+// handle registers a route with the default body limit.
+func (s *Server) handle(pattern string, h http.HandlerFunc) {
+	s.mux.Handle(pattern, http.MaxBytesHandler(h, s.cfg.MaxBody))
+}
+
+// handleQuiet registers a route polled by machines (probes, scrapers) whose
+// requests are logged at debug level so they do not drown the log.
+func (s *Server) handleQuiet(pattern string, h http.HandlerFunc) {
+	s.quiet[pattern] = true
+	s.handle(pattern, h)
+}
+
+// counterAPI registers a route under /api/v1/counters/{id}/… that requires a
+// token of that counter. This is the tenant wall, in one place: the handler
+// runs only when the token is valid and acts for the counter in the path, and
+// receives that counter's id. A token of another counter gets 404, not 403,
+// so it cannot learn which counter ids exist.
+func (s *Server) counterAPI(pattern string, h func(w http.ResponseWriter, r *http.Request, counterID int64)) {
+	s.handle(pattern, func(w http.ResponseWriter, r *http.Request) {
+		tokenCounter, err := s.authenticate(r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		id, perr := strconv.ParseInt(r.PathValue("id"), 10, 64)
+		if perr != nil || id != tokenCounter {
+			writeError(w, errNotFound)
+			return
+		}
+		h(w, r, id)
+	})
+}
+
+// authenticate returns the counter the request's token acts for. The token
+// comes as "Authorization: Bearer <token>" or, as Metrica's API accepts,
+// "Authorization: OAuth <token>".
+func (s *Server) authenticate(r *http.Request) (int64, error) {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !ok || !(strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "OAuth")) {
+		return 0, errUnauthorized
+	}
+	id, err := counter.Authenticate(r.Context(), s.db, strings.TrimSpace(tok))
+	if errors.Is(err, counter.ErrUnauthorized) {
+		return 0, errUnauthorized
+	}
+	return id, err
+}
+
+// fail answers with err: an *Error as it is, a domain error mapped to its
+// status, anything else as a logged 500 that reveals nothing.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var apiErr *Error
+	var invalid *counter.InvalidError
+	switch {
+	case errors.As(err, &apiErr):
+		if apiErr.Status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="throughline"`)
+		}
+		writeError(w, apiErr)
+	case errors.As(err, &invalid):
+		writeError(w, badRequest(invalid.Field, "%s", invalid.Error()))
+	case errors.Is(err, counter.ErrNotFound):
+		writeError(w, errNotFound)
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client went away; there is nobody to answer.
+	default:
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, errInternal)
+	}
+}
+
+// apiFallback answers unknown API paths with a JSON 404, and known paths
+// asked with the wrong method with a JSON 405 listing the allowed ones.
+func (s *Server) apiFallback(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "/api/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 {
+		writeError(w, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such API endpoint: " + r.URL.Path})
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+		Message: fmt.Sprintf("%s is not allowed here; use %s", r.Method, strings.Join(allow, ", "))})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.db.Ping(ctx); err != nil {
+		s.log.Warn("health check: database does not answer", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "database": "down"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "database": string(s.db.Dialect())})
+}
+
+// ServeHTTP runs a request through the middleware: panic recovery, then
+// routing, then access log and metrics keyed by the matched route pattern.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path,
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if !rec.wrote {
+				writeError(rec, errInternal)
+			}
+		}
+		s.observe(r, rec, time.Since(start))
+	}()
+	s.mux.ServeHTTP(rec, r)
+}
+
+func (s *Server) observe(r *http.Request, rec *statusRecorder, d time.Duration) {
+	route := r.Pattern // set by the mux on this same request
+	if route == "" {
+		route = "unmatched"
+	}
+	s.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Inc()
+	s.metrics.duration.WithLabelValues(route, r.Method).Observe(d.Seconds())
+
+	level := slog.LevelInfo
+	switch {
+	case rec.status >= 500:
+		level = slog.LevelError
+	case s.quiet[r.Pattern]:
+		level = slog.LevelDebug
+	}
+	s.log.LogAttrs(r.Context(), level, "request",
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.String("route", route),
+		slog.Int("status", rec.status),
+		slog.Int64("bytes", rec.bytes),
+		slog.Float64("ms", float64(d.Microseconds())/1000),
+	)
+}
+
+// statusRecorder remembers the status and size of a response. Unwrap lets
+// http.ResponseController reach the underlying writer's Flush and deadlines.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	wrote  bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -1,0 +1,193 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/throughline/throughline/internal/store"
+	"github.com/throughline/throughline/internal/store/storetest"
+)
+
+func TestMigrateFromEmptyAndRerun(t *testing.T) {
+	ctx := context.Background()
+	for _, d := range []store.Dialect{store.SQLite, store.Postgres} {
+		t.Run(string(d), func(t *testing.T) {
+			db := storetest.OpenEmpty(t, d)
+			ms, err := store.Migrations(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := db.Migrate(ctx)
+			if err != nil {
+				t.Fatalf("first migrate: %v", err)
+			}
+			if res.From != 0 || res.To != len(ms) {
+				t.Fatalf("first migrate went %d→%d, want 0→%d", res.From, res.To, len(ms))
+			}
+			res, err = db.Migrate(ctx)
+			if err != nil {
+				t.Fatalf("second migrate: %v", err)
+			}
+			if res.From != len(ms) || res.To != len(ms) {
+				t.Fatalf("second migrate went %d→%d, want no change at %d", res.From, res.To, len(ms))
+			}
+			var n int
+			if err := db.Reader().QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n != len(ms) {
+				t.Fatalf("schema_migrations has %d rows, want %d", n, len(ms))
+			}
+		})
+	}
+}
+
+func TestMigrateRefusesNewerSchema(t *testing.T) {
+	ctx := context.Background()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		v, err := db.Version(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Writer().ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'from_the_future', $2)`,
+			v+1, time.Now().UTC()); err != nil {
+			t.Fatal(err)
+		}
+		_, err = db.Migrate(ctx)
+		if !errors.Is(err, store.ErrSchemaTooNew) {
+			t.Fatalf("migrate on a newer schema: got %v, want ErrSchemaTooNew", err)
+		}
+		if !strings.Contains(err.Error(), "newer") {
+			t.Fatalf("error does not say what is wrong: %v", err)
+		}
+	})
+}
+
+// Every schema step must exist for both engines, or one engine would silently
+// lack a table the code relies on.
+func TestMigrationsPairedAcrossDialects(t *testing.T) {
+	pg, err := store.Migrations(store.Postgres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lite, err := store.Migrations(store.SQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pg) != len(lite) {
+		t.Fatalf("postgres has %d migrations, sqlite %d", len(pg), len(lite))
+	}
+	for i := range pg {
+		if pg[i].Name != lite[i].Name {
+			t.Errorf("migration %d: postgres %q, sqlite %q", i+1, pg[i].Name, lite[i].Name)
+		}
+	}
+}
+
+// Times go in as UTC and come back equal, and compare in time order in SQL,
+// on both engines (on SQLite they are text, so ordering depends on layout).
+func TestTimesRoundTripAndOrder(t *testing.T) {
+	ctx := context.Background()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		if _, err := db.Writer().ExecContext(ctx, `CREATE TABLE t (k integer PRIMARY KEY, at `+db.Dialect().TimestampType()+` NOT NULL)`); err != nil {
+			t.Fatal(err)
+		}
+		base := time.Date(2026, 3, 29, 1, 59, 59, 0, time.UTC)
+		times := []time.Time{
+			base,
+			base.Add(500 * time.Millisecond),
+			base.Add(450 * time.Millisecond),
+			base.Add(time.Second),
+			base.Add(-time.Microsecond),
+			// A non-UTC input must be stored as the same instant.
+			base.Add(2 * time.Hour).In(time.FixedZone("MSK", 3*3600)),
+		}
+		for i, tm := range times {
+			if _, err := db.Writer().ExecContext(ctx, `INSERT INTO t (k, at) VALUES ($1, $2)`, i, tm); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rows, err := db.Reader().QueryContext(ctx, `SELECT k, at FROM t WHERE at >= $1 ORDER BY at`, base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var order []int
+		for rows.Next() {
+			var k int
+			var at time.Time
+			if err := rows.Scan(&k, &at); err != nil {
+				t.Fatal(err)
+			}
+			if !at.Equal(times[k]) || at.Location() != time.UTC {
+				t.Errorf("row %d: got %v, want %v in UTC", k, at, times[k])
+			}
+			order = append(order, k)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		want := []int{0, 2, 1, 3, 5}
+		if len(order) != len(want) {
+			t.Fatalf("order %v, want %v", order, want)
+		}
+		for i := range want {
+			if order[i] != want[i] {
+				t.Fatalf("order %v, want %v", order, want)
+			}
+		}
+		var latest time.Time
+		if err := db.Reader().QueryRowContext(ctx, `SELECT MAX(at) FROM t`).Scan(&latest); err != nil {
+			t.Fatalf("MAX(at) must scan as a time: %v", err)
+		}
+		if !latest.Equal(times[5]) {
+			t.Fatalf("MAX(at) = %v, want %v", latest, times[5])
+		}
+	})
+}
+
+func TestSQLiteReaderRefusesWrites(t *testing.T) {
+	db := storetest.Open(t, store.SQLite)
+	_, err := db.Reader().ExecContext(context.Background(), `INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'x', '2026-01-01 00:00:00+00:00')`)
+	if err == nil {
+		t.Fatal("a write through the read pool succeeded; it must fail so misuse is caught")
+	}
+}
+
+func TestOpenErrorsNameTheProblem(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		dsn, want string
+	}{
+		{"mysql://root@localhost/db", `unsupported database URL scheme "mysql"`},
+		{"postgres://127.0.0.1:1/none?connect_timeout=2", "connect to PostgreSQL"},
+		{"postgres://%zz", "PostgreSQL URL"},
+		{t.TempDir() + "/missing/dir/x.db", "does not exist"},
+	}
+	for _, c := range cases {
+		db, err := store.Open(ctx, c.dsn, t.TempDir(), store.Options{})
+		if err == nil {
+			db.Close()
+			t.Errorf("Open(%q) succeeded, want an error", c.dsn)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Open(%q) = %v, want it to mention %q", c.dsn, err, c.want)
+		}
+	}
+}
+
+func TestOpenDefaultsToSQLiteInDataDir(t *testing.T) {
+	dir := t.TempDir() + "/data"
+	db, err := store.Open(context.Background(), "", dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if db.Dialect() != store.SQLite || db.Target() != dir+"/"+store.DefaultFile {
+		t.Fatalf("got %s at %s, want sqlite at %s/%s", db.Dialect(), db.Target(), dir, store.DefaultFile)
+	}
+}
