@@ -7,20 +7,29 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/throughline/throughline/internal/buildinfo"
 	"github.com/throughline/throughline/internal/server"
+	"github.com/throughline/throughline/internal/tracker"
 )
 
 func runServe(ctx context.Context, cio cmdIO, args []string) error {
 	var d dataFlags
-	var addr, shutdownTimeout string
+	var addr, shutdownTimeout, proxies, rateText, burstText, batchText, delayText string
 	f := newFlagSet("serve", "serve [flags]", cio.stdout)
 	f.stringVar(&addr, "addr", "THROUGHLINE_ADDR", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
 	f.stringVar(&shutdownTimeout, "shutdown-timeout", "THROUGHLINE_SHUTDOWN_TIMEOUT", "30s", "how long to let in-flight requests finish on SIGINT/SIGTERM")
+	f.stringVar(&proxies, "trusted-proxies", "THROUGHLINE_TRUSTED_PROXIES", "", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed")
+	f.stringVar(&rateText, "collect-rate", "THROUGHLINE_COLLECT_RATE", "100", "hits per second accepted from one client address (0: no limit)")
+	f.stringVar(&burstText, "collect-burst", "THROUGHLINE_COLLECT_BURST", "500", "hits one client address may send in a burst above --collect-rate")
+	f.stringVar(&batchText, "commit-max-batch", "THROUGHLINE_COMMIT_MAX_BATCH", "1000", "most hits committed in one transaction")
+	f.stringVar(&delayText, "commit-max-delay", "THROUGHLINE_COMMIT_MAX_DELAY", "0s", "how long a batch of hits may wait for more before it commits (0: commit as soon as the writer is free)")
 	d.register(f)
 	if _, err := f.parse(args, cio.getenv, false); err != nil {
 		return err
@@ -28,6 +37,26 @@ func runServe(ctx context.Context, cio cmdIO, args []string) error {
 	grace, err := time.ParseDuration(shutdownTimeout)
 	if err != nil || grace <= 0 {
 		return &usageError{"serve", fmt.Sprintf("--shutdown-timeout %q: want a duration such as 30s", shutdownTimeout)}
+	}
+	trusted, err := parsePrefixes(proxies)
+	if err != nil {
+		return &usageError{"serve", "--trusted-proxies: " + err.Error()}
+	}
+	rate, err := strconv.ParseFloat(rateText, 64)
+	if err != nil || rate < 0 {
+		return &usageError{"serve", fmt.Sprintf("--collect-rate %q: want a number of hits per second, 0 for no limit", rateText)}
+	}
+	burst, err := strconv.Atoi(burstText)
+	if err != nil || burst < 0 {
+		return &usageError{"serve", fmt.Sprintf("--collect-burst %q: want a whole number", burstText)}
+	}
+	maxBatch, err := strconv.Atoi(batchText)
+	if err != nil || maxBatch < 1 {
+		return &usageError{"serve", fmt.Sprintf("--commit-max-batch %q: want a whole number ≥ 1", batchText)}
+	}
+	maxDelay, err := time.ParseDuration(delayText)
+	if err != nil || maxDelay < 0 {
+		return &usageError{"serve", fmt.Sprintf("--commit-max-delay %q: want a duration such as 2ms", delayText)}
 	}
 	log, err := d.logger("serve", cio.stderr)
 	if err != nil {
@@ -51,8 +80,13 @@ func runServe(ctx context.Context, cio cmdIO, args []string) error {
 	defer db.Close()
 	log.Info("database ready", "engine", db.Dialect(), "at", db.Target(), "schema_from", res.From, "schema", res.To)
 
+	handler := server.New(db, server.Config{
+		Version: buildinfo.Version(), Logger: log,
+		Collector:   tracker.Config{MaxBatch: maxBatch, MaxDelay: maxDelay},
+		CollectRate: rate, CollectBurst: burst, TrustedProxies: trusted,
+	})
 	srv := &http.Server{
-		Handler:           server.New(db, server.Config{Version: buildinfo.Version(), Logger: log}),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -77,9 +111,34 @@ func runServe(ctx context.Context, cio cmdIO, args []string) error {
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("server stopped with an error", "err", err)
 	}
+	// Requests are done; commit the hits still queued before closing the database.
+	if err := handler.Close(sctx); err != nil {
+		log.Error("collector did not flush in time", "err", err)
+	}
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("close database: %w", err)
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// parsePrefixes reads a comma-separated list of addresses and CIDRs.
+func parsePrefixes(text string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, part := range strings.Split(text, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(part); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(part)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an address or CIDR", part)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }

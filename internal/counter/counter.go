@@ -18,13 +18,26 @@ import (
 
 // Counter is one tracked site.
 type Counter struct {
-	ID        int64     `json:"id"`
-	Name      string    `json:"name"`
-	Domain    string    `json:"domain"`   // ASCII (punycode) host, lowercase, without scheme or port
-	Timezone  string    `json:"timezone"` // IANA name; CRM dates without a zone are read in it
+	ID       int64  `json:"id"`
+	Name     string `json:"name"`
+	Domain   string `json:"domain"`   // ASCII (punycode) host, lowercase, without scheme or port
+	Timezone string `json:"timezone"` // IANA name; CRM dates without a zone are read in it
+
+	// Session rules for the visit tracker: a visit ends after this many
+	// minutes without activity, and (when NewSessionOnCampaign) a visit that
+	// arrives with a different campaign or ad click starts a new one.
+	SessionTimeoutMinutes int  `json:"session_timeout_minutes"`
+	NewSessionOnCampaign  bool `json:"new_session_on_campaign"`
+
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
+
+// Defaults for the session rules, as in Metrica and Google Analytics.
+const (
+	DefaultSessionTimeoutMinutes = 30
+	MaxSessionTimeoutMinutes     = 24 * 60
+)
 
 // Location returns the counter's time zone.
 func (c Counter) Location() *time.Location {
@@ -123,22 +136,23 @@ func NormalizeDomain(s string) (string, error) {
 
 func insertCounter(ctx context.Context, tx *sql.Tx, n NewCounter) (Counter, error) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	c := Counter{Name: n.Name, Domain: n.Domain, Timezone: n.Timezone, CreatedAt: now, UpdatedAt: now}
+	c := Counter{Name: n.Name, Domain: n.Domain, Timezone: n.Timezone, CreatedAt: now, UpdatedAt: now,
+		SessionTimeoutMinutes: DefaultSessionTimeoutMinutes, NewSessionOnCampaign: true}
 	err := tx.QueryRowContext(ctx,
-		`INSERT INTO counters (name, domain, timezone, created_at, updated_at)
-		 VALUES ($1, $2, $3, $4, $5) RETURNING id`,
-		c.Name, c.Domain, c.Timezone, c.CreatedAt, c.UpdatedAt).Scan(&c.ID)
+		`INSERT INTO counters (name, domain, timezone, session_timeout_minutes, new_session_on_campaign, created_at, updated_at)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+		c.Name, c.Domain, c.Timezone, c.SessionTimeoutMinutes, c.NewSessionOnCampaign, c.CreatedAt, c.UpdatedAt).Scan(&c.ID)
 	if err != nil {
 		return Counter{}, fmt.Errorf("counter: create: %w", err)
 	}
 	return c, nil
 }
 
-const counterColumns = `id, name, domain, timezone, created_at, updated_at`
+const counterColumns = `id, name, domain, timezone, session_timeout_minutes, new_session_on_campaign, created_at, updated_at`
 
 func scanCounter(row interface{ Scan(...any) error }) (Counter, error) {
 	var c Counter
-	err := row.Scan(&c.ID, &c.Name, &c.Domain, &c.Timezone, &c.CreatedAt, &c.UpdatedAt)
+	err := row.Scan(&c.ID, &c.Name, &c.Domain, &c.Timezone, &c.SessionTimeoutMinutes, &c.NewSessionOnCampaign, &c.CreatedAt, &c.UpdatedAt)
 	return c, err
 }
 
@@ -157,9 +171,11 @@ func Get(ctx context.Context, db *store.DB, id int64) (Counter, error) {
 
 // Patch changes some of a counter's fields; nil fields stay as they are.
 type Patch struct {
-	Name     *string `json:"name"`
-	Domain   *string `json:"domain"`
-	Timezone *string `json:"timezone"`
+	Name                  *string `json:"name"`
+	Domain                *string `json:"domain"`
+	Timezone              *string `json:"timezone"`
+	SessionTimeoutMinutes *int    `json:"session_timeout_minutes"`
+	NewSessionOnCampaign  *bool   `json:"new_session_on_campaign"`
 }
 
 // Update applies p to counter id and returns the result, or ErrNotFound.
@@ -187,11 +203,17 @@ func Update(ctx context.Context, db *store.DB, id int64, p Patch) (Counter, erro
 		}
 		tz = p.Timezone
 	}
+	if t := p.SessionTimeoutMinutes; t != nil && (*t < 1 || *t > MaxSessionTimeoutMinutes) {
+		return Counter{}, &InvalidError{"session_timeout_minutes", fmt.Sprintf("must be between 1 and %d", MaxSessionTimeoutMinutes)}
+	}
 	c, err := scanCounter(db.Writer().QueryRowContext(ctx,
 		`UPDATE counters SET name = COALESCE($2, name), domain = COALESCE($3, domain),
-		        timezone = COALESCE($4, timezone), updated_at = $5
+		        timezone = COALESCE($4, timezone),
+		        session_timeout_minutes = COALESCE($5, session_timeout_minutes),
+		        new_session_on_campaign = COALESCE($6, new_session_on_campaign),
+		        updated_at = $7
 		 WHERE id = $1 RETURNING `+counterColumns,
-		id, name, domain, tz, time.Now().UTC().Truncate(time.Microsecond)))
+		id, name, domain, tz, p.SessionTimeoutMinutes, p.NewSessionOnCampaign, time.Now().UTC().Truncate(time.Microsecond)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Counter{}, ErrNotFound
 	}

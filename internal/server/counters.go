@@ -22,6 +22,7 @@ func (s *Server) patchCounter(w http.ResponseWriter, r *http.Request, id int64) 
 		return
 	}
 	c, err := counter.Update(r.Context(), s.db, id, p)
+	s.counters.Forget(id)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -4,11 +4,13 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/throughline/throughline/internal/counter"
 	"github.com/throughline/throughline/internal/store"
+	"github.com/throughline/throughline/internal/tracker"
 )
 
 // DefaultMaxBody caps request bodies on routes that do not set their own limit.
@@ -27,16 +30,28 @@ type Config struct {
 	Logger  *slog.Logger
 	// MaxBody caps JSON API request bodies; zero means DefaultMaxBody.
 	MaxBody int64
+
+	// Collector tunes the hit collector's group commit.
+	Collector tracker.Config
+	// CollectRate limits hits per second from one client address (with
+	// bursts of CollectBurst); zero means no limit.
+	CollectRate  float64
+	CollectBurst int
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is Throughline's HTTP handler.
 type Server struct {
-	db      *store.DB
-	log     *slog.Logger
-	cfg     Config
-	mux     *http.ServeMux
-	metrics *metrics
-	quiet   map[string]bool // route patterns logged at debug level only
+	db        *store.DB
+	log       *slog.Logger
+	cfg       Config
+	mux       *http.ServeMux
+	metrics   *metrics
+	quiet     map[string]bool // route patterns logged at debug level only
+	counters  *counter.Cache
+	collector *tracker.Collector
+	limiter   *ipLimiter
 }
 
 // New builds the server and its routes.
@@ -54,9 +69,21 @@ func New(db *store.DB, cfg Config) *Server {
 		mux:     http.NewServeMux(),
 		metrics: newMetrics(db, cfg.Version),
 		quiet:   map[string]bool{},
+		// Counters change rarely; another process's change shows within a minute.
+		counters: counter.NewCache(db, time.Minute),
+		limiter:  newIPLimiter(cfg.CollectRate, cfg.CollectBurst),
 	}
+	cfg.Collector.Logger = cmp.Or(cfg.Collector.Logger, cfg.Logger)
+	cfg.Collector.Registerer = s.metrics.reg
+	s.collector = tracker.NewCollector(db, cfg.Collector)
 	s.routes()
 	return s
+}
+
+// Close stops the collector after committing the hits it holds. Call it
+// after the HTTP server has stopped taking requests, before closing the database.
+func (s *Server) Close(ctx context.Context) error {
+	return s.collector.Close(ctx)
 }
 
 func (s *Server) routes() {
@@ -70,20 +97,34 @@ func (s *Server) routes() {
 	s.counterAPI("POST /api/v1/counters/{id}/tokens", s.createToken)
 	s.counterAPI("DELETE /api/v1/counters/{id}/tokens/{token}", s.revokeToken)
 
+	// The visit tracker: the script, and the collector it sends hits to.
+	s.handle("GET /t.js", tracker.ServeScript)
+	s.handleLimited("POST /collect", tracker.MaxBodyBytes, s.collect, true)
+	s.handleLimited("GET /collect.gif", tracker.MaxBodyBytes, s.collectGIF, true)
+	s.handleQuiet("OPTIONS /collect", s.collectPreflight)
+	s.counterAPI("GET /api/v1/counters/{id}/sessions", s.listSessions)
+	s.counterAPI("GET /api/v1/counters/{id}/sessions/{sid}", s.getSession)
+
 	// Anything else under /api/ answers in JSON, as the API promises.
 	s.handle("/api/", s.apiFallback)
 }
 
 // handle registers a route with the default body limit.
 func (s *Server) handle(pattern string, h http.HandlerFunc) {
-	s.mux.Handle(pattern, http.MaxBytesHandler(h, s.cfg.MaxBody))
+	s.handleLimited(pattern, s.cfg.MaxBody, h, false)
+}
+
+// handleLimited registers a route with its own body limit; quiet routes are
+// logged at debug level (see handleQuiet).
+func (s *Server) handleLimited(pattern string, limit int64, h http.HandlerFunc, quiet bool) {
+	s.quiet[pattern] = quiet
+	s.mux.Handle(pattern, http.MaxBytesHandler(h, limit))
 }
 
 // handleQuiet registers a route polled by machines (probes, scrapers) whose
 // requests are logged at debug level so they do not drown the log.
 func (s *Server) handleQuiet(pattern string, h http.HandlerFunc) {
-	s.quiet[pattern] = true
-	s.handle(pattern, h)
+	s.handleLimited(pattern, s.cfg.MaxBody, h, true)
 }
 
 // counterAPI registers a route under /api/v1/counters/{id}/… that requires a

@@ -39,6 +39,11 @@ func newFixture(t *testing.T, db *store.DB) *fixture {
 		t.Fatal(err)
 	}
 	f.srv = New(db, Config{Version: "test", Logger: slog.New(slog.NewJSONHandler(f.logBuf, nil))})
+	t.Cleanup(func() {
+		if err := f.srv.Close(context.Background()); err != nil {
+			t.Errorf("close server: %v", err)
+		}
+	})
 	ts := httptest.NewServer(f.srv)
 	t.Cleanup(ts.Close)
 	f.url = ts.URL

@@ -1,0 +1,189 @@
+package tracker
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/throughline/throughline/internal/store"
+)
+
+// Session is a stored session as the API shows it.
+type Session struct {
+	SID            string            `json:"sid"`
+	UUID           string            `json:"uuid"`
+	StartedAt      time.Time         `json:"started_at"`
+	LastActivityAt time.Time         `json:"last_activity_at"`
+	LandingURL     string            `json:"landing_url"`
+	Referrer       string            `json:"referrer"`
+	UTM            UTM               `json:"utm"`
+	ClickIDs       map[string]string `json:"click_ids"`
+	Traffic        Source            `json:"traffic"`
+	Pageviews      int               `json:"pageviews"`
+	Events         int               `json:"events"`
+	Device         string            `json:"device"`
+	Browser        string            `json:"browser"`
+	OS             string            `json:"os"`
+	IP             string            `json:"ip"` // anonymised
+	Hits           []StoredHit       `json:"hits,omitempty"`
+}
+
+// UTM are a session's campaign tags.
+type UTM struct {
+	Source   string `json:"source"`
+	Medium   string `json:"medium"`
+	Campaign string `json:"campaign"`
+	Content  string `json:"content"`
+	Term     string `json:"term"`
+}
+
+// StoredHit is a pageview or event of a session.
+type StoredHit struct {
+	At    time.Time       `json:"at"`
+	Type  string          `json:"type"`
+	URL   string          `json:"url"`
+	Title string          `json:"title"`
+	Name  string          `json:"name,omitempty"`
+	Props json.RawMessage `json:"props,omitempty"`
+}
+
+// ErrNotFound means the counter has no such session.
+var ErrNotFound = errors.New("session not found")
+
+// ErrBadCursor means a cursor that this server did not issue.
+var ErrBadCursor = errors.New("cursor is not one this API returned")
+
+const sessionColumns = `sid, uuid, started_at, last_activity_at, landing_url, referrer,
+	utm_source, utm_medium, utm_campaign, utm_content, utm_term, click_ids,
+	traffic_type, source, medium, pageviews, events, device, browser, os, ip`
+
+func scanSession(row interface{ Scan(...any) error }) (Session, error) {
+	var s Session
+	var clicks, typ string
+	err := row.Scan(&s.SID, &s.UUID, &s.StartedAt, &s.LastActivityAt, &s.LandingURL, &s.Referrer,
+		&s.UTM.Source, &s.UTM.Medium, &s.UTM.Campaign, &s.UTM.Content, &s.UTM.Term, &clicks,
+		&typ, &s.Traffic.Source, &s.Traffic.Medium, &s.Pageviews, &s.Events, &s.Device, &s.Browser, &s.OS, &s.IP)
+	if err != nil {
+		return s, err
+	}
+	s.Traffic.Type = TrafficType(typ)
+	s.ClickIDs = map[string]string{}
+	if err := json.Unmarshal([]byte(clicks), &s.ClickIDs); err != nil {
+		return s, fmt.Errorf("session %s: click_ids: %w", s.SID, err)
+	}
+	return s, nil
+}
+
+// ListQuery selects sessions by start time, newest first.
+type ListQuery struct {
+	From, To time.Time // started_at in [From, To); zero means unbounded
+	Limit    int
+	Cursor   string // from the previous page's next cursor
+}
+
+// ListSessions returns a page of a counter's sessions and the cursor of the
+// next page ("" when this is the last).
+func ListSessions(ctx context.Context, db *store.DB, counterID int64, q ListQuery) ([]Session, string, error) {
+	where := []string{"counter_id = $1"}
+	args := []any{counterID}
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if !q.From.IsZero() {
+		where = append(where, "started_at >= "+arg(q.From))
+	}
+	if !q.To.IsZero() {
+		where = append(where, "started_at < "+arg(q.To))
+	}
+	if q.Cursor != "" {
+		at, sid, err := decodeCursor(q.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		where = append(where, "(started_at, sid) < ("+arg(at)+", "+arg(sid)+")")
+	}
+	rows, err := db.Reader().QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions
+		WHERE `+strings.Join(where, " AND ")+`
+		ORDER BY started_at DESC, sid DESC LIMIT `+arg(q.Limit+1), args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("tracker: list sessions: %w", err)
+	}
+	defer rows.Close()
+	sessions := []Session{}
+	for rows.Next() {
+		s, err := scanSession(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("tracker: list sessions: %w", err)
+		}
+		sessions = append(sessions, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("tracker: list sessions: %w", err)
+	}
+	next := ""
+	if len(sessions) > q.Limit {
+		sessions = sessions[:q.Limit]
+		last := sessions[len(sessions)-1]
+		next = encodeCursor(last.StartedAt, last.SID)
+	}
+	return sessions, next, nil
+}
+
+// GetSession returns one session with its hits in order.
+func GetSession(ctx context.Context, db *store.DB, counterID int64, sid string) (Session, error) {
+	s, err := scanSession(db.Reader().QueryRowContext(ctx,
+		`SELECT `+sessionColumns+` FROM sessions WHERE counter_id = $1 AND sid = $2`, counterID, sid))
+	if errors.Is(err, sql.ErrNoRows) {
+		return s, ErrNotFound
+	}
+	if err != nil {
+		return s, fmt.Errorf("tracker: get session %s: %w", sid, err)
+	}
+	rows, err := db.Reader().QueryContext(ctx,
+		`SELECT at, type, url, title, name, props FROM hits WHERE counter_id = $1 AND sid = $2 ORDER BY at, id`, counterID, sid)
+	if err != nil {
+		return s, fmt.Errorf("tracker: get session %s hits: %w", sid, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var h StoredHit
+		var props string
+		if err := rows.Scan(&h.At, &h.Type, &h.URL, &h.Title, &h.Name, &props); err != nil {
+			return s, fmt.Errorf("tracker: get session %s hits: %w", sid, err)
+		}
+		if props != "{}" {
+			h.Props = json.RawMessage(props)
+		}
+		s.Hits = append(s.Hits, h)
+	}
+	if err := rows.Err(); err != nil {
+		return s, fmt.Errorf("tracker: get session %s hits: %w", sid, err)
+	}
+	return s, nil
+}
+
+// A cursor is the (started_at, sid) of the last session of a page, in
+// base64 so clients treat it as opaque.
+func encodeCursor(at time.Time, sid string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(at.UnixMicro(), 10) + ":" + sid))
+}
+
+func decodeCursor(c string) (time.Time, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return time.Time{}, "", ErrBadCursor
+	}
+	micros, sid, ok := strings.Cut(string(b), ":")
+	n, err := strconv.ParseInt(micros, 10, 64)
+	if !ok || err != nil || !validID(sid) {
+		return time.Time{}, "", ErrBadCursor
+	}
+	return time.UnixMicro(n).UTC(), sid, nil
+}

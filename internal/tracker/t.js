@@ -1,0 +1,210 @@
+/*! Throughline tracker. Install: <script async src="https://HOST/t.js" data-counter="ID"></script> */
+(function (w, d) {
+  'use strict';
+  if (w.throughline && w.throughline.version) return; // loaded twice
+  var script = d.currentScript || d.querySelector('script[data-counter]');
+  var counter = script && parseInt(script.getAttribute('data-counter'), 10);
+  if (!counter) {
+    if (w.console) console.warn('throughline: the script tag needs data-counter="<counter id>"');
+    return;
+  }
+  var endpoint = script.src.replace(/\/t\.js([?#].*)?$/, '') + '/collect';
+  var ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+  var UUID = '_tl_uuid', SID = '_tl_sid', YEAR = 31536000;
+
+  function getCookie(name) {
+    var m = d.cookie.match(new RegExp('(?:^|; )' + name + '=([^;]*)'));
+    return m ? m[1] : '';
+  }
+
+  // Cookies go on the widest domain the browser accepts (shop.ru when on
+  // www.shop.ru), so the site's subdomains share one visitor; the browser
+  // refuses public suffixes such as co.uk by itself.
+  var cookieDomain;
+  function setCookie(name, value, maxAge) {
+    var tail = (maxAge ? '; max-age=' + maxAge : '') + '; path=/; SameSite=Lax' +
+      (location.protocol === 'https:' ? '; Secure' : '');
+    if (cookieDomain === undefined) {
+      cookieDomain = '';
+      var parts = location.hostname.split('.');
+      for (var i = parts.length - 2; i >= 0 && !/^\d+$/.test(parts[parts.length - 1]); i--) {
+        var domain = parts.slice(i).join('.');
+        d.cookie = name + '=' + value + '; domain=' + domain + tail;
+        if (getCookie(name) === value) {
+          cookieDomain = domain;
+          return;
+        }
+      }
+    }
+    d.cookie = name + '=' + value + (cookieDomain ? '; domain=' + cookieDomain : '') + tail;
+  }
+
+  function load(storage, key) {
+    try { return w[storage].getItem(key) || ''; } catch (e) { return ''; }
+  }
+  function save(storage, key, value) {
+    try { w[storage].setItem(key, value); } catch (e) { /* storage disabled */ }
+  }
+
+  function newID() {
+    var c = w.crypto || w.msCrypto, b = new Uint8Array(16), h = '', i;
+    if (c && c.getRandomValues) c.getRandomValues(b);
+    else for (i = 0; i < 16; i++) b[i] = Math.random() * 256;
+    b[6] = b[6] & 15 | 64;
+    b[8] = b[8] & 63 | 128;
+    for (i = 0; i < 16; i++) h += (b[i] + 256).toString(16).slice(1);
+    return h.slice(0, 8) + '-' + h.slice(8, 12) + '-' + h.slice(12, 16) + '-' + h.slice(16, 20) + '-' + h.slice(20);
+  }
+
+  // The visitor id lives a year in a first-party cookie, renewed on every
+  // visit, with localStorage as the fallback where cookies are blocked.
+  var uuid = getCookie(UUID);
+  if (!ID.test(uuid)) uuid = load('localStorage', UUID);
+  if (!ID.test(uuid)) uuid = newID();
+  setCookie(UUID, uuid, YEAR);
+  save('localStorage', UUID, uuid);
+
+  // The session id is the server's: this is the last one it gave us.
+  var sid = getCookie(SID);
+  if (!ID.test(sid)) sid = load('sessionStorage', SID);
+  if (!ID.test(sid)) sid = '';
+
+  function setSID(s) {
+    if (!s || !ID.test(s)) return;
+    if (s !== sid) {
+      sid = s;
+      setCookie(SID, sid, 0);
+      save('sessionStorage', SID, sid);
+    }
+    fillForms();
+  }
+
+  // ready(): callbacks run once the server has answered the first hit, or
+  // after 3 s with what is known if it cannot be reached.
+  var known = false, waiting = [];
+  function markKnown() {
+    if (known) return;
+    known = true;
+    var q = waiting;
+    waiting = [];
+    for (var i = 0; i < q.length; i++) run(q[i]);
+  }
+  function run(cb) {
+    try { cb(api.getResultData()); } catch (e) { setTimeout(function () { throw e; }); }
+  }
+  setTimeout(markKnown, 3000);
+
+  function send(hit) {
+    hit.counter = counter;
+    hit.uuid = uuid;
+    hit.sid = sid;
+    hit.url = location.href;
+    hit.title = d.title;
+    var body = JSON.stringify(hit);
+    // text/plain keeps the request "simple": no CORS preflight round trip.
+    if (w.fetch) {
+      w.fetch(endpoint, {
+        method: 'POST', body: body, keepalive: true, credentials: 'omit',
+        headers: { 'Content-Type': 'text/plain;charset=UTF-8' }
+      }).then(function (r) {
+        setSID(r.headers.get('Throughline-Sid'));
+        markKnown();
+      }, markKnown);
+    } else if (navigator.sendBeacon) {
+      navigator.sendBeacon(endpoint, body);
+      markKnown();
+    } else {
+      var q = [];
+      for (var k in hit) {
+        if (hit[k] !== undefined) q.push(k + '=' + encodeURIComponent(typeof hit[k] === 'object' ? JSON.stringify(hit[k]) : hit[k]));
+      }
+      new Image().src = endpoint + '.gif?' + q.join('&');
+      markKnown();
+    }
+  }
+
+  var lastPage = '', referrer = d.referrer;
+  function page() {
+    return location.href.replace(/#.*$/, '');
+  }
+  function pageview() {
+    if (page() === lastPage) return;
+    send({ type: 'pageview', referrer: referrer });
+    referrer = location.href; // the next page of a single-page app was referred by this one
+    lastPage = page();
+  }
+
+  // Hidden inputs throughline_sid / throughline_uuid in every form, so the
+  // CRM receives the ids with each order without code on the site.
+  function put(form, name, value) {
+    var input = form.querySelector('input[name="' + name + '"]');
+    if (!input) {
+      input = d.createElement('input');
+      input.type = 'hidden';
+      input.name = name;
+      form.appendChild(input);
+    }
+    input.value = value;
+  }
+  function fillForm(form) {
+    put(form, 'throughline_sid', sid);
+    put(form, 'throughline_uuid', uuid);
+  }
+  function fillForms() {
+    for (var i = 0; i < d.forms.length; i++) fillForm(d.forms[i]);
+  }
+  d.addEventListener('submit', function (e) {
+    if (e.target && e.target.tagName === 'FORM') fillForm(e.target);
+  }, true);
+  if (w.MutationObserver) {
+    var pending = false;
+    new MutationObserver(function () {
+      if (pending) return;
+      pending = true;
+      setTimeout(function () { pending = false; fillForms(); }, 0);
+    }).observe(d.documentElement, { childList: true, subtree: true });
+  }
+  if (d.readyState === 'loading') d.addEventListener('DOMContentLoaded', fillForms);
+  else fillForms();
+
+  // Single-page apps: a history change to a new URL is a pageview.
+  function wrap(method) {
+    var orig = history[method];
+    if (!orig) return;
+    history[method] = function () {
+      var r = orig.apply(this, arguments);
+      pageview();
+      return r;
+    };
+  }
+  wrap('pushState');
+  wrap('replaceState');
+  w.addEventListener('popstate', pageview);
+
+  var api = {
+    version: 1,
+    // The ids to pass to the CRM with an order (K50's getResultData).
+    getResultData: function () { return { sid: sid, uuid: uuid }; },
+    // The visitor id (Metrica's getClientID).
+    getClientID: function () { return uuid; },
+    ready: function (cb) {
+      if (typeof cb !== 'function') return;
+      if (known) run(cb); else waiting.push(cb);
+    },
+    event: function (name, props) {
+      if (!name) return;
+      send({ type: 'event', name: String(name), props: props && typeof props === 'object' ? props : undefined });
+    }
+  };
+
+  // Calls made before this script loaded, through the optional stub
+  // window.throughline = {q: [[method, args], …]}, run now.
+  var queued = w.throughline && w.throughline.q;
+  w.throughline = api;
+  if (queued && queued.length) {
+    for (var i = 0; i < queued.length; i++) {
+      if (typeof api[queued[i][0]] === 'function') api[queued[i][0]].apply(api, queued[i][1]);
+    }
+  }
+  pageview();
+})(window, document);
