@@ -93,6 +93,8 @@ func ParseJSON(body []byte) (Payload, error) {
 		var typeErr *json.UnmarshalTypeError
 		var syntaxErr *json.SyntaxError
 		switch {
+		case errors.As(err, &typeErr) && typeErr.Field == "":
+			return p, fieldErr("body", "must be a JSON object, not %s", typeErr.Value)
 		case errors.As(err, &typeErr):
 			return p, fieldErr(typeErr.Field, "must be %s, not %s", typeErr.Type, typeErr.Value)
 		case errors.As(err, &syntaxErr):
