@@ -85,13 +85,13 @@ func TestIDs(t *testing.T) {
 	}
 	for _, bad := range []string{
 		"",
-		"0b8e2bd4-5b0e-4b8a-9a7e-3f0a1c2d3e4",   // short
-		"0b8e2bd4-5b0e-4b8a-9a7e-3f0a1c2d3e4ff", // long
-		"0B8E2BD4-5B0E-4B8A-9A7E-3F0A1C2D3E4F",  // upper case
-		"0b8e2bd4x5b0e-4b8a-9a7e-3f0a1c2d3e4f",  // wrong separator
-		"0b8e2bd4-5b0e-4b8a-9a7e-3f0a1c2d3e4g",  // not hex
-		"0b8e2bd45b0e4b8a9a7e3f0a1c2d3e4f----",  // dashes misplaced
-		"' OR 1=1 --                         ",  // 36 bytes of SQL
+		"0b8e2bd4-5b0e-4b8a-9a7e-3f0a1c2d3e4",      // short
+		"0b8e2bd4-5b0e-4b8a-9a7e-3f0a1c2d3e4ff",    // long
+		"0B8E2BD4-5B0E-4B8A-9A7E-3F0A1C2D3E4F",     // upper case
+		"0b8e2bd4x5b0e-4b8a-9a7e-3f0a1c2d3e4f",     // wrong separator
+		"0b8e2bd4-5b0e-4b8a-9a7e-3f0a1c2d3e4g",     // not hex
+		"0b8e2bd45b0e4b8a9a7e3f0a1c2d3e4f----",     // dashes misplaced
+		"' OR 1=1 --                         ",     // 36 bytes of SQL
 		"0b8e2bd4-5b0e-4b8a-9a7e-3f0a1c2d3e\u00e9", // non-ASCII
 	} {
 		if validID(bad) {
