@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -254,6 +256,10 @@ type plan struct {
 	bots        map[botKey]int
 	sessions    map[sessionKey]*activeSession
 	visitors    map[visitorKey]*activeSession
+	// What the database said about sessions and visitors the cache did not
+	// know, read for the whole batch at once; nil values mean "none".
+	loadedSIDs     map[sessionKey]*activeSession
+	loadedVisitors map[visitorKey]*activeSession
 }
 
 type touch struct {
@@ -321,6 +327,9 @@ func (c *Collector) plan(ctx context.Context, tx *sql.Tx, batch []*pending) (*pl
 		bots:     map[botKey]int{},
 		sessions: map[sessionKey]*activeSession{},
 		visitors: map[visitorKey]*activeSession{},
+	}
+	if err := c.prefetch(ctx, tx, pl, batch); err != nil {
+		return nil, err
 	}
 	newRows := map[sessionKey]*sessionRow{}
 	for i, p := range batch {
@@ -401,9 +410,10 @@ func (c *Collector) bySID(ctx context.Context, tx *sql.Tx, pl *plan, k sessionKe
 	if s, ok := c.sessions[k]; ok {
 		return s, nil
 	}
-	return scanActive(tx.QueryRowContext(ctx,
-		`SELECT sid, uuid, last_activity_at, utm_source, utm_medium, utm_campaign, utm_content, utm_term, click_ids
-		 FROM sessions WHERE counter_id = $1 AND sid = $2`, k.counter, k.sid))
+	if s, ok := pl.loadedSIDs[k]; ok {
+		return s, nil
+	}
+	return scanActive(tx.QueryRowContext(ctx, `SELECT `+activeColumns+` FROM sessions WHERE counter_id = $1 AND sid = $2`, k.counter, k.sid))
 }
 
 func (c *Collector) byVisitor(ctx context.Context, tx *sql.Tx, pl *plan, k visitorKey) (*activeSession, error) {
@@ -413,12 +423,152 @@ func (c *Collector) byVisitor(ctx context.Context, tx *sql.Tx, pl *plan, k visit
 	if s, ok := c.visitors[k]; ok {
 		return s, nil
 	}
-	return scanActive(tx.QueryRowContext(ctx,
-		`SELECT sid, uuid, last_activity_at, utm_source, utm_medium, utm_campaign, utm_content, utm_term, click_ids
-		 FROM sessions WHERE counter_id = $1 AND uuid = $2 ORDER BY started_at DESC LIMIT 1`, k.counter, k.uuid))
+	if s, ok := pl.loadedVisitors[k]; ok {
+		return s, nil
+	}
+	return scanActive(tx.QueryRowContext(ctx, `SELECT `+activeColumns+` FROM sessions
+		WHERE counter_id = $1 AND uuid = $2 ORDER BY started_at DESC LIMIT 1`, k.counter, k.uuid))
 }
 
-func scanActive(row *sql.Row) (*activeSession, error) {
+const activeColumns = `sid, uuid, last_activity_at, utm_source, utm_medium, utm_campaign, utm_content, utm_term, click_ids`
+
+// prefetchChunk caps an IN list: one query per chunk, far under both
+// engines' parameter limits.
+const prefetchChunk = 500
+
+// prefetch reads, in a few queries for the whole batch, the sessions the
+// cache does not know: those the hits name by sid, and each new visitor's
+// latest. One query per hit would cost a database round trip each, which on
+// PostgreSQL is most of a batch's time after a restart or for new visitors.
+func (c *Collector) prefetch(ctx context.Context, tx *sql.Tx, pl *plan, batch []*pending) error {
+	sids := map[int64][]string{}
+	uuids := map[int64][]string{}
+	pl.loadedSIDs = map[sessionKey]*activeSession{}
+	pl.loadedVisitors = map[visitorKey]*activeSession{}
+	for _, p := range batch {
+		h := p.hit
+		if p.client.Bot {
+			continue
+		}
+		if k := (sessionKey{h.Counter.ID, h.LastSID}); h.LastSID != "" {
+			if _, ok := c.sessions[k]; !ok {
+				if _, ok := pl.loadedSIDs[k]; !ok {
+					pl.loadedSIDs[k] = nil
+					sids[k.counter] = append(sids[k.counter], k.sid)
+				}
+			}
+		}
+		k := visitorKey{h.Counter.ID, h.UUID}
+		if _, ok := c.visitors[k]; !ok {
+			if _, ok := pl.loadedVisitors[k]; !ok {
+				pl.loadedVisitors[k] = nil
+				uuids[k.counter] = append(uuids[k.counter], k.uuid)
+			}
+		}
+	}
+	d := c.db.Dialect()
+	for counterID, list := range sids {
+		for chunk := range slices.Chunk(list, prefetchChunk) {
+			query, args := sessionsBySIDQuery(d, counterID, chunk)
+			found, err := queryActive(ctx, tx, query, args)
+			if err != nil {
+				return err
+			}
+			for _, s := range found {
+				pl.loadedSIDs[sessionKey{counterID, s.sid}] = s
+			}
+		}
+	}
+	for counterID, list := range uuids {
+		for chunk := range slices.Chunk(list, prefetchChunk) {
+			query, args := latestSessionsQuery(d, counterID, chunk)
+			found, err := queryActive(ctx, tx, query, args)
+			if err != nil {
+				return err
+			}
+			for _, s := range found {
+				pl.loadedVisitors[visitorKey{counterID, s.uuid}] = s
+			}
+		}
+	}
+	return nil
+}
+
+// sessionsBySIDQuery reads a counter's sessions by sid. PostgreSQL takes the
+// list as one array parameter, so the statement text — and its cached plan —
+// is the same for every batch; SQLite has no arrays and gets an IN list.
+func sessionsBySIDQuery(d store.Dialect, counterID int64, sids []string) (string, []any) {
+	if d == store.Postgres {
+		return `SELECT ` + activeColumns + ` FROM sessions WHERE counter_id = $1 AND sid = ANY($2)`, []any{counterID, sids}
+	}
+	n := len(sids)
+	return `SELECT ` + activeColumns + ` FROM sessions
+		WHERE sid IN (` + d.Params(1, n) + `) AND counter_id = ` + d.Param(n+1), append(anys(sids), counterID)
+}
+
+// latestSessionsQuery reads each visitor's latest session, through the
+// visitor index (counter_id, uuid, started_at) on both engines.
+func latestSessionsQuery(d store.Dialect, counterID int64, uuids []string) (string, []any) {
+	if d == store.Postgres {
+		// One index probe per visitor, whatever the table's statistics say:
+		// on a young table (no statistics yet) a plain uuid = ANY($2) was
+		// planned as a scan and took 80 ms a batch.
+		return `SELECT ` + prefixed("s.", activeColumns) + ` FROM unnest($2::text[]) AS v (uuid)
+			CROSS JOIN LATERAL (
+				SELECT ` + activeColumns + ` FROM sessions
+				WHERE counter_id = $1 AND uuid = v.uuid
+				ORDER BY started_at DESC LIMIT 1) s`, []any{counterID, uuids}
+	}
+	// The sid through the index, then the row by primary key: joined on
+	// uuid instead, SQLite's planner walks the primary key, not the index.
+	n := len(uuids)
+	return `WITH v (uuid) AS (VALUES ` + d.TypedValues(n, "text") + `)
+		SELECT ` + prefixed("s.", activeColumns) + ` FROM v JOIN sessions s
+		  ON s.counter_id = ` + d.Param(n+1) + ` AND s.sid = (
+		     SELECT l.sid FROM sessions l
+		     WHERE l.counter_id = ` + d.Param(n+2) + ` AND l.uuid = v.uuid
+		     ORDER BY l.started_at DESC LIMIT 1)`, append(anys(uuids), counterID, counterID)
+}
+
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+// prefixed qualifies each of a comma-separated list of columns.
+func prefixed(prefix, columns string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		cols[i] = prefix + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}
+
+// queryActive reads the sessions a query returns.
+func queryActive(ctx context.Context, tx *sql.Tx, query string, args []any) ([]*activeSession, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("tracker: read sessions: %w", err)
+	}
+	defer rows.Close()
+	var found []*activeSession
+	for rows.Next() {
+		s, err := scanActive(rows)
+		if err != nil {
+			return nil, err
+		}
+		found = append(found, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("tracker: read sessions: %w", err)
+	}
+	return found, nil
+}
+
+func scanActive(row interface{ Scan(...any) error }) (*activeSession, error) {
 	var s activeSession
 	var camp Campaign
 	var clicks string

@@ -1,6 +1,8 @@
 package tracker
 
 import (
+	"crypto/rand"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -14,6 +16,15 @@ func campaignOf(t *testing.T, rawURL string) Campaign {
 		t.Fatal(err)
 	}
 	return ParseCampaign(u)
+}
+
+// newID returns a random (version 4) UUID, as t.js makes visitor ids.
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 func TestSessionRules(t *testing.T) {
@@ -82,6 +93,18 @@ func TestIDs(t *testing.T) {
 			t.Fatalf("newID() repeated %q", id)
 		}
 		seen[id] = true
+	}
+	prev := ""
+	for i := range 1000 {
+		at := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Millisecond)
+		id := newSessionID(at)
+		if !validID(id) || id[14] != '7' || !strings.ContainsRune("89ab", rune(id[19])) {
+			t.Fatalf("newSessionID() = %q is not a valid version 7 UUID", id)
+		}
+		if id <= prev {
+			t.Fatalf("session ids do not grow with time: %q after %q", id, prev)
+		}
+		prev = id
 	}
 	for _, bad := range []string{
 		"",

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"time"
-
-	"github.com/throughline/throughline/internal/store"
 )
 
 // sessionRow is a new session as it is inserted.
@@ -25,7 +23,7 @@ type sessionRow struct {
 
 func newSessionRow(h Hit, cl client) *sessionRow {
 	r := &sessionRow{
-		counter: h.Counter.ID, sid: newID(), uuid: h.UUID,
+		counter: h.Counter.ID, sid: newSessionID(h.At), uuid: h.UUID,
 		started: h.At, lastActivity: h.At,
 		landing: h.URL.String(), referrer: h.Referrer,
 		campaign: h.Campaign,
@@ -73,7 +71,7 @@ func (c *Collector) write(ctx context.Context, tx *sql.Tx, pl *plan) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (counter_id, sid, uuid, started_at, last_activity_at,
 			landing_url, referrer, utm_source, utm_medium, utm_campaign, utm_content, utm_term, click_ids,
 			traffic_type, source, medium, pageviews, events, device, browser, os, ip)
-			VALUES `+store.Values(len(rows), 22), args...); err != nil {
+			VALUES `+d.Values(len(rows), 22), args...); err != nil {
 			return fmt.Errorf("tracker: insert %d sessions: %w", len(rows), err)
 		}
 	}
@@ -102,7 +100,7 @@ func (c *Collector) write(ctx context.Context, tx *sql.Tx, pl *plan) error {
 			args = append(args, h.counter, h.sid, h.at, h.typ, h.url, h.title, h.name, h.props)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO hits (counter_id, sid, at, type, url, title, name, props)
-			VALUES `+store.Values(len(rows), 8), args...); err != nil {
+			VALUES `+d.Values(len(rows), 8), args...); err != nil {
 			return fmt.Errorf("tracker: insert %d hits: %w", len(rows), err)
 		}
 	}

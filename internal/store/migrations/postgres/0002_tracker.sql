@@ -43,8 +43,10 @@ CREATE TABLE hits (
     title      text        NOT NULL,
     name       text        NOT NULL, -- event name; empty for pageviews
     props      text        NOT NULL, -- event properties as a JSON object; '{}' when none
-    PRIMARY KEY (counter_id, id),
-    FOREIGN KEY (counter_id, sid) REFERENCES sessions (counter_id, sid) ON DELETE CASCADE
+    PRIMARY KEY (counter_id, id)
+    -- No foreign key to sessions: the collector writes a hit in the same
+    -- transaction as its session, and on PostgreSQL checking the key locks
+    -- the session row once per hit, which cost a fifth of a group commit.
 );
 CREATE INDEX hits_session ON hits (counter_id, sid, at);
 

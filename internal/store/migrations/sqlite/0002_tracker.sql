@@ -43,8 +43,9 @@ CREATE TABLE hits (
     url        text      NOT NULL,
     title      text      NOT NULL,
     name       text      NOT NULL, -- event name; empty for pageviews
-    props      text      NOT NULL, -- event properties as a JSON object; '{}' when none
-    FOREIGN KEY (counter_id, sid) REFERENCES sessions (counter_id, sid) ON DELETE CASCADE
+    props      text      NOT NULL  -- event properties as a JSON object; '{}' when none
+    -- No foreign key to sessions: the collector writes a hit in the same
+    -- transaction as its session, and checking the key costs a lookup per hit.
 );
 CREATE INDEX hits_session ON hits (counter_id, sid, at);
 
