@@ -1,0 +1,234 @@
+package crm
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/throughline/throughline/internal/store"
+)
+
+// Status maps one of the counter's CRM status codes to a status type
+// (Metrica's OrderStatus).
+type Status struct {
+	Code          string     `json:"id"`
+	Type          StatusType `json:"type"`
+	Humanized     string     `json:"humanized,omitempty"`
+	GoalActionIDs []string   `json:"goal_action_ids"`
+	Source        string     `json:"source"` // USER: set through the API; AUTO: by a connected CRM
+}
+
+// statusCodeRE is Metrica's pattern for status ids and other schema names.
+var statusCodeRE = regexp.MustCompile(`^[\p{L}\p{N}_\-:]{1,255}$`)
+
+// Validate checks a status and normalises its type.
+func (s *Status) Validate(i int) error {
+	field := func(f string) string { return fmt.Sprintf("order_statuses[%d].%s", i, f) }
+	s.Code = strings.TrimSpace(s.Code)
+	if !statusCodeRE.MatchString(s.Code) {
+		return &FileError{Column: field("id"), Message: fmt.Sprintf("%q is not a status id: 1–255 letters, digits, '_', '-' or ':'", s.Code)}
+	}
+	t, ok := ParseStatusType(string(s.Type))
+	if !ok {
+		return &FileError{Column: field("type"), Message: fmt.Sprintf("%q is not one of PAID, IN_PROGRESS, CANCELLED, SPAM, OTHER", s.Type)}
+	}
+	s.Type = t
+	if utf8.RuneCountInString(s.Humanized) > 4096 {
+		return &FileError{Column: field("humanized"), Message: "is longer than 4096 characters"}
+	}
+	if len(s.GoalActionIDs) > 10 {
+		return &FileError{Column: field("goal_action_ids"), Message: "has more than 10 goals"}
+	}
+	seen := map[string]bool{}
+	for _, g := range s.GoalActionIDs {
+		if !statusCodeRE.MatchString(g) || seen[g] {
+			return &FileError{Column: field("goal_action_ids"), Message: fmt.Sprintf("%q is not a goal id, or appears twice", g)}
+		}
+		seen[g] = true
+	}
+	if s.GoalActionIDs == nil {
+		s.GoalActionIDs = []string{}
+	}
+	return nil
+}
+
+// Statuses returns the counter's status mapping, by code.
+func Statuses(ctx context.Context, db *store.DB, counterID int64) ([]Status, error) {
+	rows, err := db.Reader().QueryContext(ctx,
+		`SELECT code, type, humanized, goal_action_ids, source FROM crm_order_statuses WHERE counter_id = $1 ORDER BY code`, counterID)
+	if err != nil {
+		return nil, fmt.Errorf("crm: order statuses: %w", err)
+	}
+	defer rows.Close()
+	out := []Status{}
+	for rows.Next() {
+		var s Status
+		var goals string
+		if err := rows.Scan(&s.Code, &s.Type, &s.Humanized, &goals, &s.Source); err != nil {
+			return nil, fmt.Errorf("crm: order statuses: %w", err)
+		}
+		if err := json.Unmarshal([]byte(goals), &s.GoalActionIDs); err != nil {
+			return nil, fmt.Errorf("crm: order status %s: goals: %w", s.Code, err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("crm: order statuses: %w", err)
+	}
+	return out, nil
+}
+
+// SaveStatuses stores statuses by code (Metrica's POST schema/order_statuses:
+// codes not in the list stay as they are). With replace, codes not in the
+// list are removed (the counter's whole mapping becomes the list). Stored
+// orders take their statuses' new types in the same transaction.
+func SaveStatuses(ctx context.Context, db *store.DB, counterID int64, list []Status, replace bool) error {
+	seen := map[string]bool{}
+	for i := range list {
+		if err := list[i].Validate(i); err != nil {
+			return err
+		}
+		if seen[list[i].Code] {
+			return &FileError{Column: fmt.Sprintf("order_statuses[%d].id", i), Message: fmt.Sprintf("status %q appears twice", list[i].Code)}
+		}
+		seen[list[i].Code] = true
+		if list[i].Source == "" {
+			list[i].Source = "USER"
+		}
+	}
+	now := time.Now().UTC()
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		if replace {
+			codes, err := statusCodes(ctx, tx, counterID)
+			if err != nil {
+				return err
+			}
+			for _, code := range codes {
+				if seen[code] {
+					continue
+				}
+				if _, err := tx.ExecContext(ctx, `DELETE FROM crm_order_statuses WHERE counter_id = $1 AND code = $2`, counterID, code); err != nil {
+					return fmt.Errorf("crm: delete order status %s: %w", code, err)
+				}
+				if err := retypeOrders(ctx, tx, counterID, code, builtinType(code)); err != nil {
+					return err
+				}
+			}
+		}
+		for _, s := range list {
+			goals, _ := json.Marshal(s.GoalActionIDs)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO crm_order_statuses (counter_id, code, type, humanized, goal_action_ids, source, updated_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7)
+				ON CONFLICT (counter_id, code) DO UPDATE SET type = excluded.type, humanized = excluded.humanized,
+					goal_action_ids = excluded.goal_action_ids, source = excluded.source, updated_at = excluded.updated_at`,
+				counterID, s.Code, string(s.Type), s.Humanized, string(goals), s.Source, now); err != nil {
+				return fmt.Errorf("crm: save order status %s: %w", s.Code, err)
+			}
+			if err := retypeOrders(ctx, tx, counterID, s.Code, s.Type); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func statusCodes(ctx context.Context, tx *sql.Tx, counterID int64) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT code FROM crm_order_statuses WHERE counter_id = $1`, counterID)
+	if err != nil {
+		return nil, fmt.Errorf("crm: order statuses: %w", err)
+	}
+	defer rows.Close()
+	var codes []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, fmt.Errorf("crm: order statuses: %w", err)
+		}
+		codes = append(codes, c)
+	}
+	return codes, rows.Err()
+}
+
+// retypeOrders gives the counter's orders in status code the type t ("" =
+// unmapped). The orders' content does not change, so neither does their hash.
+func retypeOrders(ctx context.Context, tx *sql.Tx, counterID int64, code string, t StatusType) error {
+	var typ any
+	if t != "" {
+		typ = string(t)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE crm_orders SET status_type = $3 WHERE counter_id = $1 AND status = $2`, counterID, code, typ); err != nil {
+		return fmt.Errorf("crm: retype orders in status %s: %w", code, err)
+	}
+	return nil
+}
+
+// builtinType is the type a status has without a mapping: none is PAID (as in
+// Metrica), a type's own name is that type, anything else is unmapped ("").
+func builtinType(code string) StatusType {
+	if code == "" {
+		return Paid
+	}
+	t, _ := ParseStatusType(code)
+	return t
+}
+
+// statusMap resolves status codes to types for one import.
+type statusMap map[string]StatusType
+
+func loadStatusMap(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, counterID int64) (statusMap, error) {
+	rows, err := q.QueryContext(ctx, `SELECT code, type FROM crm_order_statuses WHERE counter_id = $1`, counterID)
+	if err != nil {
+		return nil, fmt.Errorf("crm: load order statuses: %w", err)
+	}
+	defer rows.Close()
+	m := statusMap{}
+	for rows.Next() {
+		var code, typ string
+		if err := rows.Scan(&code, &typ); err != nil {
+			return nil, fmt.Errorf("crm: load order statuses: %w", err)
+		}
+		m[code] = StatusType(typ)
+	}
+	return m, rows.Err()
+}
+
+func (m statusMap) resolve(code string) StatusType {
+	if t, ok := m[code]; ok {
+		return t
+	}
+	return builtinType(code)
+}
+
+// UnmappedStatus is a status code orders carry that the mapping lacks.
+type UnmappedStatus struct {
+	Code   string `json:"id"`
+	Orders int64  `json:"orders"`
+}
+
+// UnmappedStatuses lists the status codes of the counter's orders that map to
+// no type, with how many orders are in each: reports cannot count them until
+// the mapping names them.
+func UnmappedStatuses(ctx context.Context, db *store.DB, counterID int64) ([]UnmappedStatus, error) {
+	rows, err := db.Reader().QueryContext(ctx, `SELECT status, count(*) FROM crm_orders
+		WHERE counter_id = $1 AND status_type IS NULL GROUP BY status ORDER BY status`, counterID)
+	if err != nil {
+		return nil, fmt.Errorf("crm: unmapped statuses: %w", err)
+	}
+	defer rows.Close()
+	out := []UnmappedStatus{}
+	for rows.Next() {
+		var u UnmappedStatus
+		if err := rows.Scan(&u.Code, &u.Orders); err != nil {
+			return nil, fmt.Errorf("crm: unmapped statuses: %w", err)
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,139 @@
+// Package normalize turns the customer identifiers that reach Throughline —
+// phones, e-mail addresses and their md5 hashes — into one canonical form
+// each, so that a phone typed "8 (999) 555-11-11" in a CRM and "+7 999
+// 555 11 11" in a web form are the same key. Every intake (CRM feeds and
+// uploads, leads, calls) uses these functions and no other.
+//
+// The forms are Yandex Metrica's, so that hashes computed here equal the
+// hashes Metrica-style uploaders send: a phone is its digits with the
+// country code (79995551111), an e-mail is trimmed and lower-case, and an
+// md5 is 32 lower-case hex digits of the normalised value.
+package normalize
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/nyaruka/phonenumbers"
+)
+
+// DefaultRegion is the country assumed for phones written without a country
+// code ("8 999 555-11-11", "(999) 555-11-11"): the shops Throughline is
+// built for are mostly Russian, and their CRMs store local numbers.
+const DefaultRegion = "RU"
+
+// ErrNotPhone means the text is not a phone number that could be dialled.
+var ErrNotPhone = errors.New("not a phone number")
+
+// Phone returns the phone number as digits with its country code
+// ("+7 (999) 555-11-11", "8 999 555 11 11" and "79995551111" all give
+// "79995551111"). Numbers without a country code are read as numbers of
+// region (DefaultRegion when empty). It fails with ErrNotPhone for text that
+// is not a possible phone number.
+func Phone(s, region string) (string, error) {
+	s = strings.TrimSpace(s)
+	if region == "" {
+		region = DefaultRegion
+	}
+	// Most values are already canonical ("7XXXXXXXXXX" is what K50's feed
+	// asks for): a Russian or Kazakh mobile or landline in that form needs no
+	// parsing. libphonenumber takes ~10 µs a number, which is most of a
+	// million-row import's time.
+	if isCanonicalRU(s) {
+		return s, nil
+	}
+	if s == "" || len(s) > 64 || !utf8.ValidString(s) {
+		return "", ErrNotPhone
+	}
+	// A bare string of 11–15 digits written without "+" is the canonical
+	// form of a foreign number ("380441234567"): read it as international.
+	if d := digitsOnly(s); d == s && len(d) >= 11 && d[0] != '8' {
+		s = "+" + s
+	}
+	num, err := phonenumbers.Parse(s, region)
+	// Only complete numbers: a local number without its area code
+	// ("555-11-11") cannot be told apart from the same digits elsewhere.
+	if err != nil || phonenumbers.IsPossibleNumberWithReason(num) != phonenumbers.IS_POSSIBLE {
+		return "", ErrNotPhone
+	}
+	return fmt.Sprintf("%d%d", num.GetCountryCode(), num.GetNationalNumber()), nil
+}
+
+// isCanonicalRU reports whether s is "7" and ten digits, the first of which
+// is a Russian/Kazakh area or mobile code (3, 4, 7, 8 or 9).
+func isCanonicalRU(s string) bool {
+	if len(s) != 11 || s[0] != '7' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	switch s[1] {
+	case '3', '4', '7', '8', '9':
+		return true
+	}
+	return false
+}
+
+func digitsOnly(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}
+
+// ErrNotEmail means the text is not an e-mail address.
+var ErrNotEmail = errors.New("not an e-mail address")
+
+// Email returns the address trimmed and in lower case. It fails with
+// ErrNotEmail unless the text has one "@" with something on both sides, a
+// dot in the domain and no spaces.
+func Email(s string) (string, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	local, domain, ok := strings.Cut(s, "@")
+	if !ok || local == "" || domain == "" || strings.Contains(domain, "@") ||
+		!strings.Contains(domain, ".") || strings.HasSuffix(domain, ".") || strings.HasPrefix(domain, ".") ||
+		strings.ContainsAny(s, " \t\r\n,;<>\"") || len(s) > 254 || !utf8.ValidString(s) {
+		return "", ErrNotEmail
+	}
+	return s, nil
+}
+
+// MD5 returns the md5 of a normalised value as 32 lower-case hex digits:
+// MD5("mail@yandex.ru") = "3c56ff8fef0f6c65b36b2d25720fe276".
+func MD5(normalised string) string {
+	sum := md5.Sum([]byte(normalised))
+	return hex.EncodeToString(sum[:])
+}
+
+// ErrNotMD5 means the text is not an md5 in hex.
+var ErrNotMD5 = errors.New("not an md5 hash (32 hex digits)")
+
+// Hash checks an md5 sent by a client and returns it in lower case; hashes
+// arrive in either case, and only their value matters.
+func Hash(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if len(s) != 32 {
+		return "", ErrNotMD5
+	}
+	b := []byte(s)
+	for i, c := range b {
+		switch {
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'f':
+		case c >= 'A' && c <= 'F':
+			b[i] = c + ('a' - 'A')
+		default:
+			return "", ErrNotMD5
+		}
+	}
+	return string(b), nil
+}
