@@ -40,6 +40,7 @@ func commands() []command {
 		{"migrate", "apply database migrations and exit", runMigrate},
 		{"counter", "create and list counters (tracked sites): counter create|list", runCounter},
 		{"token", "manage API tokens of a counter: token create|list|revoke", runToken},
+		{"import", "import CRM orders from a file or URL: import orders", runImport},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -126,16 +127,39 @@ func (f *flagSet) stringVar(p *string, name, env, def, help string) {
 	f.StringVar(p, name, def, help)
 }
 
+// boolVar defines a boolean flag that falls back to the environment variable env.
+func (f *flagSet) boolVar(p *bool, name, env string, def bool, help string) {
+	if env != "" {
+		f.envOf[name] = env
+		help += " [$" + env + "]"
+	}
+	f.BoolVar(p, name, def, help)
+}
+
 // parse parses args, then fills flags not given on the command line from
 // their environment variables. With positional, extra arguments are allowed
 // and returned; otherwise they are an error.
 func (f *flagSet) parse(args []string, getenv Env, positional bool) ([]string, error) {
-	if err := f.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			f.printHelp()
-			return nil, errHelpShown
+	// Flags may follow positional arguments ("import orders FILE --counter 1"):
+	// the standard parser stops at the first positional one, so resume after it.
+	var rest []string
+	for {
+		if err := f.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				f.printHelp()
+				return nil, errHelpShown
+			}
+			return nil, &usageError{f.cmd, err.Error()}
 		}
-		return nil, &usageError{f.cmd, err.Error()}
+		left := f.Args()
+		if len(left) == 0 {
+			break
+		}
+		if len(args) > len(left) && args[len(args)-len(left)-1] == "--" {
+			rest = append(rest, left...) // everything after "--" is positional
+			break
+		}
+		rest, args = append(rest, left[0]), left[1:]
 	}
 	set := map[string]bool{}
 	f.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
@@ -152,10 +176,10 @@ func (f *flagSet) parse(args []string, getenv Env, positional bool) ([]string, e
 			}
 		}
 	}
-	if !positional && f.NArg() > 0 {
-		return nil, &usageError{f.cmd, fmt.Sprintf("unexpected argument %q", f.Arg(0))}
+	if !positional && len(rest) > 0 {
+		return nil, &usageError{f.cmd, fmt.Sprintf("unexpected argument %q", rest[0])}
 	}
-	return f.Args(), nil
+	return rest, nil
 }
 
 func (f *flagSet) printHelp() {

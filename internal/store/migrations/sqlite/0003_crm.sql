@@ -28,7 +28,7 @@ CREATE TABLE crm_contacts (
 ) WITHOUT ROWID;
 
 CREATE TABLE crm_orders (
-    counter_id   integer   NOT NULL REFERENCES counters (id) ON DELETE CASCADE,
+    counter_id   integer   NOT NULL, -- no foreign key: checking it costs a lookup per row of a bulk import
     order_id     text      NOT NULL, -- the order's id in the CRM
     contact_id   text      NOT NULL, -- crm_contacts.uniq_id, '' when none (no foreign key: contacts may arrive later)
     created_at   timestamp NOT NULL,
