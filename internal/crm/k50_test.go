@@ -319,3 +319,30 @@ func (s *sliceRows) Next() (any, int, error) {
 	s.i++
 	return s.rows[s.i-1], s.i, nil
 }
+
+// The same order twice in one feed: the later row wins, in a fresh counter
+// (no lookups needed but for repeats) as in one that has orders.
+func TestK50RepeatedOrderLastRowWins(t *testing.T) {
+	feed := "date;orderId;callerPhone;sid;uuid;revenue\n" +
+		"2024-03-01 12:00:00;R-1;;;;100\n" +
+		"2024-03-01 12:00:00;R-2;;;;200\n" +
+		"2024-03-01 12:00:00;R-1;;;;300\n"
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		c := newCounter(t, db, "shop.example.ru")
+		res, err := importK50(t, db, c, feed, crm.Options{})
+		if err != nil || res.Inserted != 2 || res.Updated != 1 {
+			t.Fatalf("%v %+v", err, res)
+		}
+		if o := mustOrder(t, db, c, "R-1"); num(o.Revenue) != "300.00" {
+			t.Errorf("R-1 = %+v", o)
+		}
+		res, err = importK50(t, db, c, strings.Replace(feed, ";300", ";400", 1), crm.Options{})
+		// Rows apply in file order: R-1 goes to 100, then to 400.
+		if err != nil || res.Updated != 2 || res.Unchanged != 1 {
+			t.Fatalf("second import: %v %+v", err, res)
+		}
+		if o := mustOrder(t, db, c, "R-1"); num(o.Revenue) != "400.00" {
+			t.Errorf("R-1 = %+v", o)
+		}
+	})
+}
