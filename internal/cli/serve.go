@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,6 +24,7 @@ import (
 func runServe(ctx context.Context, cio cmdIO, args []string) error {
 	var d dataFlags
 	var addr, shutdownTimeout, proxies, rateText, burstText, batchText, delayText string
+	var ff feedFlags
 	f := newFlagSet("serve", "serve [flags]", cio.stdout)
 	f.stringVar(&addr, "addr", "THROUGHLINE_ADDR", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
 	f.stringVar(&shutdownTimeout, "shutdown-timeout", "THROUGHLINE_SHUTDOWN_TIMEOUT", "30s", "how long to let in-flight requests finish on SIGINT/SIGTERM")
@@ -30,8 +33,13 @@ func runServe(ctx context.Context, cio cmdIO, args []string) error {
 	f.stringVar(&burstText, "collect-burst", "THROUGHLINE_COLLECT_BURST", "500", "hits one client address may send in a burst above --collect-rate")
 	f.stringVar(&batchText, "commit-max-batch", "THROUGHLINE_COMMIT_MAX_BATCH", "1000", "most hits committed in one transaction")
 	f.stringVar(&delayText, "commit-max-delay", "THROUGHLINE_COMMIT_MAX_DELAY", "0s", "how long a batch of hits may wait for more before it commits (0: commit as soon as the writer is free)")
+	ff.register(f)
 	d.register(f)
 	if _, err := f.parse(args, cio.getenv, false); err != nil {
+		return err
+	}
+	maxImport, err := ff.bytes("serve")
+	if err != nil {
 		return err
 	}
 	grace, err := time.ParseDuration(shutdownTimeout)
@@ -80,10 +88,17 @@ func runServe(ctx context.Context, cio cmdIO, args []string) error {
 	defer db.Close()
 	log.Info("database ready", "engine", db.Dialect(), "at", db.Target(), "schema_from", res.From, "schema", res.To)
 
+	// Uploads and feeds are spooled to disk while they are checked; keep
+	// the spool beside the data rather than in a small /tmp.
+	spool := filepath.Join(d.dataDir, "tmp")
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", spool, err)
+	}
 	handler := server.New(db, server.Config{
 		Version: buildinfo.Version(), Logger: log,
 		Collector:   tracker.Config{MaxBatch: maxBatch, MaxDelay: maxDelay},
 		CollectRate: rate, CollectBurst: burst, TrustedProxies: trusted,
+		Imports: server.ImportsConfig{AllowPrivateFeeds: ff.allowPrivate, MaxBytes: maxImport, TempDir: spool},
 	})
 	srv := &http.Server{
 		Handler:           handler,
@@ -111,7 +126,8 @@ func runServe(ctx context.Context, cio cmdIO, args []string) error {
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("server stopped with an error", "err", err)
 	}
-	// Requests are done; commit the hits still queued before closing the database.
+	// Requests are done; stop the import scheduler and commit the hits
+	// still queued before closing the database.
 	if err := handler.Close(sctx); err != nil {
 		log.Error("collector did not flush in time", "err", err)
 	}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/throughline/throughline/internal/counter"
+	"github.com/throughline/throughline/internal/crm"
+	"github.com/throughline/throughline/internal/imports"
 	"github.com/throughline/throughline/internal/store"
 	"github.com/throughline/throughline/internal/tracker"
 )
@@ -39,6 +41,22 @@ type Config struct {
 	CollectBurst int
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+
+	// Imports configures CRM uploads and import tasks.
+	Imports ImportsConfig
+}
+
+// ImportsConfig configures CRM uploads (the Metrica-compatible API) and the
+// import tasks that fetch feeds.
+type ImportsConfig struct {
+	// AllowPrivateFeeds lets feed URLs reach loopback and private addresses.
+	AllowPrivateFeeds bool
+	// MaxBytes caps one upload or feed; zero means imports.DefaultMaxFeedBytes.
+	MaxBytes int64
+	// TempDir holds uploads' spool files (the system's temporary directory when empty).
+	TempDir string
+	// Poll is how often the scheduler looks for due tasks (a minute when zero).
+	Poll time.Duration
 }
 
 // Server is Throughline's HTTP handler.
@@ -52,6 +70,12 @@ type Server struct {
 	counters  *counter.Cache
 	collector *tracker.Collector
 	limiter   *ipLimiter
+
+	tasks     *imports.Tasks
+	fetcher   *imports.Fetcher
+	scheduler *imports.Scheduler
+	stopSched context.CancelFunc
+	schedDone chan struct{}
 }
 
 // New builds the server and its routes.
@@ -76,13 +100,34 @@ func New(db *store.DB, cfg Config) *Server {
 	cfg.Collector.Logger = cmp.Or(cfg.Collector.Logger, cfg.Logger)
 	cfg.Collector.Registerer = s.metrics.reg
 	s.collector = tracker.NewCollector(db, cfg.Collector)
+	if s.cfg.Imports.MaxBytes <= 0 {
+		s.cfg.Imports.MaxBytes = imports.DefaultMaxFeedBytes
+	}
+	s.tasks = &imports.Tasks{DB: db, AllowPrivate: cfg.Imports.AllowPrivateFeeds}
+	s.fetcher = imports.NewFetcher(imports.FetcherOptions{AllowPrivate: cfg.Imports.AllowPrivateFeeds, MaxBytes: s.cfg.Imports.MaxBytes})
+	s.scheduler = &imports.Scheduler{Tasks: s.tasks, Fetcher: s.fetcher, Log: cfg.Logger, TempDir: cfg.Imports.TempDir, Poll: cfg.Imports.Poll}
+	s.scheduler.Init()
+	var schedCtx context.Context
+	schedCtx, s.stopSched = context.WithCancel(context.Background())
+	s.schedDone = make(chan struct{})
+	go func() {
+		defer close(s.schedDone)
+		s.scheduler.Run(schedCtx)
+	}()
 	s.routes()
 	return s
 }
 
-// Close stops the collector after committing the hits it holds. Call it
-// after the HTTP server has stopped taking requests, before closing the database.
+// Close stops the import scheduler (a run in progress is cancelled and
+// rolled back, and logged as failed) and the collector, after committing the
+// hits it holds. Call it after the HTTP server has stopped taking requests,
+// before closing the database.
 func (s *Server) Close(ctx context.Context) error {
+	s.stopSched()
+	select {
+	case <-s.schedDone:
+	case <-ctx.Done():
+	}
 	return s.collector.Close(ctx)
 }
 
@@ -104,6 +149,24 @@ func (s *Server) routes() {
 	s.handleQuiet("OPTIONS /collect", s.collectPreflight)
 	s.counterAPI("GET /api/v1/counters/{id}/sessions", s.listSessions)
 	s.counterAPI("GET /api/v1/counters/{id}/sessions/{sid}", s.getSession)
+
+	// CRM data: orders, contacts, the status mapping, and how they got here.
+	s.counterAPI("GET /api/v1/counters/{id}/orders", s.listOrders)
+	s.counterAPI("GET /api/v1/counters/{id}/orders/{order}", s.getOrder)
+	s.counterAPI("GET /api/v1/counters/{id}/contacts/{contact}", s.getContact)
+	s.counterAPI("GET /api/v1/counters/{id}/order-statuses", s.getOrderStatuses)
+	s.counterAPI("PUT /api/v1/counters/{id}/order-statuses", s.putOrderStatuses)
+	s.counterAPI("GET /api/v1/counters/{id}/import-log", s.importLog)
+	s.counterAPI("GET /api/v1/counters/{id}/imports", s.listTasks)
+	s.counterAPI("POST /api/v1/counters/{id}/imports", s.createTask)
+	s.counterAPI("GET /api/v1/counters/{id}/imports/{task}", s.getTask)
+	s.counterAPI("PATCH /api/v1/counters/{id}/imports/{task}", s.updateTask)
+	s.counterAPI("DELETE /api/v1/counters/{id}/imports/{task}", s.deleteTask)
+	s.counterAPI("POST /api/v1/counters/{id}/imports/{task}/run", s.runTask)
+	s.counterAPI("GET /api/v1/counters/{id}/imports/{task}/runs", s.listTaskRuns)
+
+	// Yandex Metrica's CRM upload API, for uploaders written for Metrica.
+	s.cdpRoutes()
 
 	// Anything else under /api/ answers in JSON, as the API promises.
 	s.handle("/api/", s.apiFallback)
@@ -168,6 +231,8 @@ func (s *Server) authenticate(r *http.Request) (int64, error) {
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var apiErr *Error
 	var invalid *counter.InvalidError
+	var fileErr *crm.FileError
+	var taskErr *imports.InvalidError
 	switch {
 	case errors.As(err, &apiErr):
 		if apiErr.Status == http.StatusUnauthorized {
@@ -176,7 +241,11 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, apiErr)
 	case errors.As(err, &invalid):
 		writeError(w, badRequest(invalid.Field, "%s", invalid.Error()))
-	case errors.Is(err, counter.ErrNotFound):
+	case errors.As(err, &fileErr):
+		writeError(w, badRequest(fileErr.Column, "%s", fileErr.Message))
+	case errors.As(err, &taskErr):
+		writeError(w, badRequest(taskErr.Field, "%s", taskErr.Error()))
+	case errors.Is(err, counter.ErrNotFound), errors.Is(err, crm.ErrNotFound), errors.Is(err, imports.ErrNotFound):
 		writeError(w, errNotFound)
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; there is nobody to answer.

@@ -1,0 +1,347 @@
+package imports
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/throughline/throughline/internal/counter"
+	"github.com/throughline/throughline/internal/crm"
+	"github.com/throughline/throughline/internal/store"
+)
+
+// Task types.
+const TypeCSVFeed = "csv_feed" // a K50:Tracker CSV feed fetched by URL
+
+// Task is an import task: a feed fetched and imported every few hours.
+type Task struct {
+	ID             int64             `json:"id"`
+	CounterID      int64             `json:"counter_id"`
+	Name           string            `json:"name"`
+	Active         bool              `json:"active"`
+	Type           string            `json:"type"`
+	URL            string            `json:"url"` // shown without its password
+	FrequencyHours int               `json:"frequency_hours"`
+	ColumnMapping  map[string]string `json:"column_mapping"` // K50 column → the feed's header
+	SkipBadRows    bool              `json:"skip_bad_rows"`
+	NextRunAt      *time.Time        `json:"next_run_at"` // null when inactive
+	LastRun        *crm.Result       `json:"last_run"`
+	CreatedAt      time.Time         `json:"created_at"`
+	UpdatedAt      time.Time         `json:"updated_at"`
+
+	url string // with credentials, for fetching
+}
+
+// TaskInput creates or changes a task; nil fields are left as they are
+// (on create: defaults).
+type TaskInput struct {
+	Name           *string            `json:"name"`
+	Active         *bool              `json:"active"`
+	Type           *string            `json:"type"`
+	URL            *string            `json:"url"`
+	FrequencyHours *int               `json:"frequency_hours"`
+	ColumnMapping  *map[string]string `json:"column_mapping"`
+	SkipBadRows    *bool              `json:"skip_bad_rows"`
+}
+
+// InvalidError names the field of a task that is wrong.
+type InvalidError struct {
+	Field   string
+	Message string
+}
+
+func (e *InvalidError) Error() string { return e.Field + ": " + e.Message }
+
+// ErrNotFound means the counter has no such task.
+var ErrNotFound = errors.New("import task not found")
+
+// MaxFrequencyHours is the longest period between runs: a week.
+const MaxFrequencyHours = 7 * 24
+
+// Tasks manages import tasks and knows whether private feed addresses are
+// allowed (checked when a task is saved, and again at each connection).
+type Tasks struct {
+	DB           *store.DB
+	AllowPrivate bool
+	// Resolve looks host names up; nil means net.DefaultResolver.
+	Resolve func(ctx context.Context, host string) ([]netip.Addr, error)
+}
+
+func (ts *Tasks) apply(ctx context.Context, t *Task, in TaskInput) error {
+	if in.Name != nil {
+		t.Name = strings.TrimSpace(*in.Name)
+	}
+	if t.Name == "" || utf8.RuneCountInString(t.Name) > 200 || !utf8.ValidString(t.Name) {
+		return &InvalidError{"name", "is required, up to 200 characters"}
+	}
+	if in.Type != nil {
+		t.Type = *in.Type
+	}
+	if t.Type != TypeCSVFeed {
+		return &InvalidError{"type", fmt.Sprintf("%q is not a task type: csv_feed (a K50 CSV feed by URL)", t.Type)}
+	}
+	if in.URL != nil {
+		u, err := CheckURL(*in.URL)
+		if err != nil {
+			return &InvalidError{"url", err.Error()}
+		}
+		if err := ts.checkHost(ctx, u.Hostname()); err != nil {
+			return &InvalidError{"url", err.Error()}
+		}
+		t.url = u.String()
+	}
+	if t.url == "" {
+		return &InvalidError{"url", "is required: the address the feed is fetched from"}
+	}
+	if in.FrequencyHours != nil {
+		t.FrequencyHours = *in.FrequencyHours
+	}
+	if t.FrequencyHours < 1 || t.FrequencyHours > MaxFrequencyHours {
+		return &InvalidError{"frequency_hours", fmt.Sprintf("must be from 1 to %d", MaxFrequencyHours)}
+	}
+	if in.ColumnMapping != nil {
+		t.ColumnMapping = map[string]string{}
+		for k, v := range *in.ColumnMapping {
+			name := ""
+			for _, c := range crm.K50Columns {
+				if strings.EqualFold(c, k) {
+					name = c
+				}
+			}
+			if name == "" {
+				return &InvalidError{"column_mapping", fmt.Sprintf("%q is not a K50 feed column (%s)", k, strings.Join(crm.K50Columns, ", "))}
+			}
+			if strings.TrimSpace(v) == "" || len(v) > 200 {
+				return &InvalidError{"column_mapping", fmt.Sprintf("the header for %s must be 1–200 characters", name)}
+			}
+			t.ColumnMapping[name] = strings.TrimSpace(v)
+		}
+	}
+	if in.Active != nil {
+		t.Active = *in.Active
+	}
+	if in.SkipBadRows != nil {
+		t.SkipBadRows = *in.SkipBadRows
+	}
+	return nil
+}
+
+// checkHost refuses, unless allowed, a host that is or resolves to a
+// non-public address — so the user hears it when saving, not an hour later.
+// A name that does not resolve now is accepted: each fetch checks again.
+func (ts *Tasks) checkHost(ctx context.Context, host string) error {
+	if ts.AllowPrivate {
+		return nil
+	}
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return ErrPrivateAddress
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if !PublicAddr(ip) {
+			return ErrPrivateAddress
+		}
+		return nil
+	}
+	resolve := ts.Resolve
+	if resolve == nil {
+		resolve = func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	addrs, err := resolve(ctx, host)
+	if err != nil {
+		return nil
+	}
+	for _, a := range addrs {
+		if !PublicAddr(a) {
+			return ErrPrivateAddress
+		}
+	}
+	return nil
+}
+
+// Create stores a new task. An active task is due at once.
+func (ts *Tasks) Create(ctx context.Context, counterID int64, in TaskInput) (*Task, error) {
+	t := &Task{CounterID: counterID, Type: TypeCSVFeed, FrequencyHours: 1, Active: true, ColumnMapping: map[string]string{}}
+	if err := ts.apply(ctx, t, in); err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	t.CreatedAt, t.UpdatedAt = now, now
+	if t.Active {
+		t.NextRunAt = &now
+	}
+	mapping, _ := json.Marshal(t.ColumnMapping)
+	err := ts.DB.Writer().QueryRowContext(ctx, `INSERT INTO import_tasks (counter_id, name, active, type, url, frequency_hours,
+		column_mapping, skip_bad_rows, next_run_at, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`,
+		counterID, t.Name, t.Active, t.Type, t.url, t.FrequencyHours, string(mapping), t.SkipBadRows, nullTime(t.NextRunAt), now, now).Scan(&t.ID)
+	if err != nil {
+		return nil, fmt.Errorf("imports: create task: %w", err)
+	}
+	t.URL = Redact(t.url)
+	return t, nil
+}
+
+// Update changes a task. Saving an active task whose feed, mapping or
+// activity changed makes it due at once.
+func (ts *Tasks) Update(ctx context.Context, counterID, id int64, in TaskInput) (*Task, error) {
+	t, err := ts.get(ctx, ts.DB.Writer(), counterID, id)
+	if err != nil {
+		return nil, err
+	}
+	wasActive, oldURL, oldMapping := t.Active, t.url, fmt.Sprint(t.ColumnMapping)
+	if err := ts.apply(ctx, t, in); err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	switch {
+	case !t.Active:
+		t.NextRunAt = nil
+	case !wasActive || t.url != oldURL || fmt.Sprint(t.ColumnMapping) != oldMapping:
+		t.NextRunAt = &now
+	}
+	mapping, _ := json.Marshal(t.ColumnMapping)
+	_, err = ts.DB.Writer().ExecContext(ctx, `UPDATE import_tasks SET name = $3, active = $4, type = $5, url = $6,
+		frequency_hours = $7, column_mapping = $8, skip_bad_rows = $9, next_run_at = $10, updated_at = $11
+		WHERE counter_id = $1 AND id = $2`,
+		counterID, id, t.Name, t.Active, t.Type, t.url, t.FrequencyHours, string(mapping), t.SkipBadRows, nullTime(t.NextRunAt), now)
+	if err != nil {
+		return nil, fmt.Errorf("imports: update task %d: %w", id, err)
+	}
+	t.UpdatedAt = now
+	return t, nil
+}
+
+// Delete removes a task; the records of its runs stay.
+func (ts *Tasks) Delete(ctx context.Context, counterID, id int64) error {
+	res, err := ts.DB.Writer().ExecContext(ctx, `DELETE FROM import_tasks WHERE counter_id = $1 AND id = $2`, counterID, id)
+	if err != nil {
+		return fmt.Errorf("imports: delete task %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Get returns a task with its last run.
+func (ts *Tasks) Get(ctx context.Context, counterID, id int64) (*Task, error) {
+	t, err := ts.get(ctx, ts.DB.Reader(), counterID, id)
+	if err != nil {
+		return nil, err
+	}
+	return t, ts.withLastRun(ctx, t)
+}
+
+const taskColumns = `id, counter_id, name, active, type, url, frequency_hours, column_mapping, skip_bad_rows, next_run_at, created_at, updated_at`
+
+func scanTask(row interface{ Scan(...any) error }) (*Task, error) {
+	t := &Task{}
+	var mapping string
+	var next sql.NullTime
+	if err := row.Scan(&t.ID, &t.CounterID, &t.Name, &t.Active, &t.Type, &t.url, &t.FrequencyHours, &mapping,
+		&t.SkipBadRows, &next, &t.CreatedAt, &t.UpdatedAt); err != nil {
+		return nil, err
+	}
+	if next.Valid {
+		t.NextRunAt = &next.Time
+	}
+	if err := json.Unmarshal([]byte(mapping), &t.ColumnMapping); err != nil {
+		return nil, fmt.Errorf("task %d: column mapping: %w", t.ID, err)
+	}
+	t.URL = Redact(t.url)
+	return t, nil
+}
+
+func (ts *Tasks) get(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, counterID, id int64) (*Task, error) {
+	t, err := scanTask(q.QueryRowContext(ctx, `SELECT `+taskColumns+` FROM import_tasks WHERE counter_id = $1 AND id = $2`, counterID, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("imports: get task %d: %w", id, err)
+	}
+	return t, nil
+}
+
+func (ts *Tasks) withLastRun(ctx context.Context, t *Task) error {
+	runs, err := crm.ListImports(ctx, ts.DB, t.CounterID, crm.ImportQuery{TaskID: t.ID, Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(runs) > 0 {
+		t.LastRun = runs[0]
+	}
+	return nil
+}
+
+// List returns the counter's tasks with their last runs.
+func (ts *Tasks) List(ctx context.Context, counterID int64) ([]*Task, error) {
+	rows, err := ts.DB.Reader().QueryContext(ctx, `SELECT `+taskColumns+` FROM import_tasks WHERE counter_id = $1 ORDER BY id`, counterID)
+	if err != nil {
+		return nil, fmt.Errorf("imports: list tasks: %w", err)
+	}
+	out := []*Task{}
+	for rows.Next() {
+		t, err := scanTask(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("imports: list tasks: %w", err)
+		}
+		out = append(out, t)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("imports: list tasks: %w", err)
+	}
+	for _, t := range out {
+		if err := ts.withLastRun(ctx, t); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Run fetches the task's feed and imports it, now, logging the run.
+func (ts *Tasks) Run(ctx context.Context, f *Fetcher, t *Task, tempDir string) (*crm.Result, error) {
+	c, err := counter.Get(ctx, ts.DB, t.CounterID)
+	if err != nil {
+		return nil, err
+	}
+	var body interface{ Close() error }
+	defer func() {
+		if body != nil {
+			body.Close()
+		}
+	}()
+	return crm.Import(ctx, ts.DB, t.CounterID, crm.Options{
+		Intake: crm.K50Feed, Format: "CSV", Source: "TASK", Origin: t.URL, TaskID: t.ID,
+		SkipBadRows: t.SkipBadRows, TempDir: tempDir,
+	}, func() (crm.RowReader, error) {
+		b, err := f.Open(ctx, t.url)
+		if err != nil {
+			return nil, err
+		}
+		body = b
+		return crm.NewK50Reader(b, c.Location(), t.ColumnMapping)
+	})
+}
+
+func nullTime(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return *t
+}

@@ -1,0 +1,191 @@
+package server
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/throughline/throughline/internal/counter"
+	"github.com/throughline/throughline/internal/crm"
+)
+
+// listOrders answers GET /api/v1/counters/{id}/orders?from=&to=&status_type=&limit=&cursor=&format=.
+// JSON pages through the orders; format=csv streams every matching order.
+func (s *Server) listOrders(w http.ResponseWriter, r *http.Request, id int64) {
+	c, err := counter.Get(r.Context(), s.db, id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	from, to, apiErr := timeRange(q.Get("from"), q.Get("to"), c.Location())
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	format := strings.ToLower(q.Get("format"))
+	if format != "" && format != "json" && format != "csv" {
+		writeError(w, badRequest("format", "format must be json or csv"))
+		return
+	}
+	limit, apiErr := pageSize(q.Get("limit"))
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	st := strings.ToUpper(q.Get("status_type"))
+	if _, ok := crm.ParseStatusType(st); !ok && st != "" && st != "UNMAPPED" {
+		writeError(w, badRequest("status_type", "status_type must be PAID, IN_PROGRESS, CANCELLED, SPAM, OTHER or UNMAPPED"))
+		return
+	}
+	query := crm.OrderQuery{From: from, To: to, StatusType: st, Limit: limit, Cursor: q.Get("cursor")}
+	if format == "csv" {
+		s.ordersCSV(w, r, id, query)
+		return
+	}
+	orders := []crm.OrderView{}
+	next, err := crm.ListOrders(r.Context(), s.db, id, query, func(o *crm.Order) error {
+		orders = append(orders, o.View())
+		return nil
+	})
+	if errors.Is(err, crm.ErrBadCursor) {
+		writeError(w, badRequest("cursor", "%v", err))
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	resp := map[string]any{"orders": orders, "next_cursor": nil}
+	if next != "" {
+		resp["next_cursor"] = next
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// orderCSVHeader are the columns of the orders export.
+var orderCSVHeader = []string{"id", "created_at", "updated_at", "finished_at", "status", "status_type", "revenue", "cost", "margin",
+	"items", "currency", "type", "contact_id", "sid", "client_ids", "caller_phone", "phones", "emails", "comment", "intake", "changed_at"}
+
+func (s *Server) ordersCSV(w http.ResponseWriter, r *http.Request, id int64, q crm.OrderQuery) {
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="orders.csv"`)
+	cw := csv.NewWriter(w)
+	cw.Write(orderCSVHeader)
+	wrote := false
+	str := func(n *json.Number) string {
+		if n == nil {
+			return ""
+		}
+		return n.String()
+	}
+	tm := func(t *time.Time) string {
+		if t == nil {
+			return ""
+		}
+		return t.Format(time.RFC3339)
+	}
+	q.Limit, q.Cursor = 0, "" // the export is every matching order
+	_, err := crm.ListOrders(r.Context(), s.db, id, q, func(o *crm.Order) error {
+		v := o.View()
+		st, items := "", ""
+		if v.StatusType != nil {
+			st = string(*v.StatusType)
+		}
+		if v.Items != nil {
+			items = strconv.FormatInt(*v.Items, 10)
+		}
+		wrote = true
+		return cw.Write([]string{v.ID, v.CreatedAt.Format(time.RFC3339), tm(v.UpdatedAt), tm(v.FinishedAt), v.Status, st,
+			str(v.Revenue), str(v.Cost), str(v.Margin), items, v.Currency, v.Type, v.ContactID, v.SID,
+			strings.Join(v.ClientIDs, ","), v.CallerPhone, strings.Join(v.Phones, ","), strings.Join(v.Emails, ","),
+			v.Comment, string(v.Intake), v.ChangedAt.Format(time.RFC3339)})
+	})
+	if err != nil && !wrote {
+		w.Header().Del("Content-Disposition")
+		if errors.Is(err, crm.ErrBadCursor) {
+			writeError(w, badRequest("cursor", "%v", err))
+			return
+		}
+		s.fail(w, r, err)
+		return
+	}
+	cw.Flush()
+	if err != nil {
+		s.log.Error("orders export cut short", "counter", id, "err", err)
+	}
+}
+
+func (s *Server) getOrder(w http.ResponseWriter, r *http.Request, id int64) {
+	o, err := crm.GetOrder(r.Context(), s.db, id, r.PathValue("order"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, o.View())
+}
+
+func (s *Server) getContact(w http.ResponseWriter, r *http.Request, id int64) {
+	c, err := crm.GetContact(r.Context(), s.db, id, r.PathValue("contact"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+// getOrderStatuses answers with the mapping and the status codes orders
+// carry that it does not map.
+func (s *Server) getOrderStatuses(w http.ResponseWriter, r *http.Request, id int64) {
+	st, err := crm.Statuses(r.Context(), s.db, id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	un, err := crm.UnmappedStatuses(r.Context(), s.db, id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"order_statuses": st, "unmapped": un})
+}
+
+// putOrderStatuses replaces the counter's mapping with the list given.
+func (s *Server) putOrderStatuses(w http.ResponseWriter, r *http.Request, id int64) {
+	var req struct {
+		OrderStatuses []crm.Status `json:"order_statuses"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.OrderStatuses == nil {
+		writeError(w, badRequest("order_statuses", "order_statuses is required: a list of {id, type, humanized}"))
+		return
+	}
+	if err := crm.SaveStatuses(r.Context(), s.db, id, req.OrderStatuses, true); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.getOrderStatuses(w, r, id)
+}
+
+// importLog answers GET /api/v1/counters/{id}/import-log: every import of the
+// counter (uploads, CLI, tasks), newest first.
+func (s *Server) importLog(w http.ResponseWriter, r *http.Request, id int64) {
+	limit, apiErr := pageSize(r.URL.Query().Get("limit"))
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	runs, err := crm.ListImports(r.Context(), s.db, id, crm.ImportQuery{Limit: limit})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"imports": runs})
+}
