@@ -198,7 +198,7 @@ func (f *Fetcher) Open(ctx context.Context, rawURL string) (io.ReadCloser, error
 	if head, _ := body.Peek(512); looksLikeHTML(head) {
 		return fail("the URL returned an HTML page, not a CSV feed (a login page or an error page?)")
 	}
-	return &feedBody{r: body, c: resp.Body, cancel: cancel, limit: f.maxBytes, url: shown, timeout: f.timeout}, nil
+	return &feedBody{r: body, c: resp.Body, ctx: ctx, cancel: cancel, limit: f.maxBytes, url: shown, timeout: f.timeout}, nil
 }
 
 func looksLikeHTML(head []byte) bool {
@@ -211,6 +211,7 @@ func looksLikeHTML(head []byte) bool {
 type feedBody struct {
 	r       io.Reader
 	c       io.Closer
+	ctx     context.Context
 	cancel  context.CancelFunc
 	limit   int64
 	n       int64
@@ -227,7 +228,7 @@ func (b *feedBody) Read(p []byte) (int, error) {
 	switch {
 	case err == nil, errors.Is(err, io.EOF):
 		return n, err
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(b.ctx.Err(), context.DeadlineExceeded):
 		return n, &FetchError{URL: b.url, Message: fmt.Sprintf("the download did not finish within %s", b.timeout), Err: err}
 	}
 	return n, &FetchError{URL: b.url, Message: fmt.Sprintf("the download was cut off after %d bytes: %v", b.n, err), Err: err}

@@ -29,6 +29,12 @@ type fixture struct {
 
 func newFixture(t *testing.T, db *store.DB) *fixture {
 	t.Helper()
+	return newFixtureWith(t, db, Config{})
+}
+
+// newFixtureWith is newFixture with a server configured by cfg.
+func newFixtureWith(t *testing.T, db *store.DB, cfg Config) *fixture {
+	t.Helper()
 	ctx := context.Background()
 	f := &fixture{db: db, logBuf: &bytes.Buffer{}}
 	var err error
@@ -38,7 +44,8 @@ func newFixture(t *testing.T, db *store.DB) *fixture {
 	if f.b, f.tokB, err = counter.Create(ctx, db, counter.NewCounter{Name: "Shop B", Domain: "b.example.ru"}); err != nil {
 		t.Fatal(err)
 	}
-	f.srv = New(db, Config{Version: "test", Logger: slog.New(slog.NewJSONHandler(f.logBuf, nil))})
+	cfg.Version, cfg.Logger = "test", slog.New(slog.NewJSONHandler(f.logBuf, nil))
+	f.srv = New(db, cfg)
 	t.Cleanup(func() {
 		if err := f.srv.Close(context.Background()); err != nil {
 			t.Errorf("close server: %v", err)
