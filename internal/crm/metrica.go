@@ -435,6 +435,19 @@ func (b *rowBuilder) keys(has *Field, clientIDs, phones, emails, phonesMD5, emai
 	}
 }
 
+// attributes reads the row's custom attribute values.
+func (b *rowBuilder) attributes() map[string][]string {
+	attrs, err := b.src.attributes()
+	var re *RowError
+	switch {
+	case errors.As(err, &re):
+		b.err = re
+	case err != nil:
+		b.fail("attribute_values", "%v", err)
+	}
+	return attrs
+}
+
 func (b *rowBuilder) order() *Order {
 	o := &Order{}
 	simple := b.f.Intake == SimpleOrders
@@ -503,15 +516,7 @@ func (b *rowBuilder) order() *Order {
 	if simple {
 		b.keys(&o.Has, &o.ClientIDs, &o.Phones, &o.Emails, &o.PhonesMD5, &o.EmailsMD5)
 	}
-	attrs, err := b.src.attributes()
-	if err != nil {
-		var re *RowError
-		if errors.As(err, &re) {
-			b.err = re
-		} else {
-			b.fail("attribute_values", "%v", err)
-		}
-	}
+	attrs := b.attributes()
 	if len(attrs) > 0 {
 		o.Attributes, o.Has = attrs, o.Has|FAttributes
 	}
@@ -563,15 +568,7 @@ func (b *rowBuilder) contact() *Contact {
 	if b.src.has("user_comment") {
 		c.Comment, c.Has = b.text("user_comment", 4096), c.Has|FComment
 	}
-	attrs, err := b.src.attributes()
-	if err != nil {
-		var re *RowError
-		if errors.As(err, &re) {
-			b.err = re
-		} else {
-			b.fail("attribute_values", "%v", err)
-		}
-	}
+	attrs := b.attributes()
 	if len(attrs) > 0 {
 		c.Attributes, c.Has = attrs, c.Has|FAttributes
 	}

@@ -3,7 +3,6 @@ package crm
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/throughline/throughline/internal/cursor"
 	"github.com/throughline/throughline/internal/normalize"
 	"github.com/throughline/throughline/internal/store"
 )
@@ -156,7 +156,7 @@ type OrderQuery struct {
 }
 
 // ErrBadCursor means a cursor this API did not issue.
-var ErrBadCursor = errors.New("cursor is not one this API returned")
+var ErrBadCursor = cursor.ErrBad
 
 // ListOrders calls fn for each of the counter's orders the query selects,
 // newest first, and returns the cursor of the next page ("" on the last).
@@ -182,7 +182,7 @@ func ListOrders(ctx context.Context, db *store.DB, counterID int64, q OrderQuery
 		where = append(where, "status_type = "+arg(q.StatusType))
 	}
 	if q.Cursor != "" {
-		at, id, err := decodeCursor(q.Cursor)
+		at, id, err := cursor.Decode(q.Cursor)
 		if err != nil {
 			return "", err
 		}
@@ -206,7 +206,7 @@ func ListOrders(ctx context.Context, db *store.DB, counterID int64, q OrderQuery
 			return "", fmt.Errorf("crm: list orders: %w", err)
 		}
 		if n++; q.Limit > 0 && n > q.Limit {
-			return encodeCursor(last.CreatedAt, last.ID), rows.Err()
+			return cursor.Encode(last.CreatedAt, last.ID), rows.Err()
 		}
 		if err := fn(o); err != nil {
 			return "", err
@@ -217,23 +217,6 @@ func ListOrders(ctx context.Context, db *store.DB, counterID int64, q OrderQuery
 		return "", fmt.Errorf("crm: list orders: %w", err)
 	}
 	return "", nil
-}
-
-func encodeCursor(at time.Time, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(at.UnixMicro(), 10) + ":" + id))
-}
-
-func decodeCursor(c string) (time.Time, string, error) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
-		return time.Time{}, "", ErrBadCursor
-	}
-	micros, id, ok := strings.Cut(string(b), ":")
-	n, err := strconv.ParseInt(micros, 10, 64)
-	if !ok || err != nil || id == "" {
-		return time.Time{}, "", ErrBadCursor
-	}
-	return time.UnixMicro(n).UTC(), id, nil
 }
 
 // ContactView is a contact as the API shows it, with its orders' ids.

@@ -3,7 +3,6 @@ package tracker
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/throughline/throughline/internal/cursor"
 	"github.com/throughline/throughline/internal/store"
 )
 
@@ -57,7 +57,7 @@ type StoredHit struct {
 var ErrNotFound = errors.New("session not found")
 
 // ErrBadCursor means a cursor that this server did not issue.
-var ErrBadCursor = errors.New("cursor is not one this API returned")
+var ErrBadCursor = cursor.ErrBad
 
 const sessionColumns = `sid, uuid, started_at, last_activity_at, landing_url, referrer,
 	utm_source, utm_medium, utm_campaign, utm_content, utm_term, click_ids,
@@ -131,7 +131,7 @@ func ListSessions(ctx context.Context, db *store.DB, counterID int64, q ListQuer
 	if len(sessions) > q.Limit {
 		sessions = sessions[:q.Limit]
 		last := sessions[len(sessions)-1]
-		next = encodeCursor(last.StartedAt, last.SID)
+		next = cursor.Encode(last.StartedAt, last.SID)
 	}
 	return sessions, next, nil
 }
@@ -169,21 +169,11 @@ func GetSession(ctx context.Context, db *store.DB, counterID int64, sid string) 
 	return s, nil
 }
 
-// A cursor is the (started_at, sid) of the last session of a page, in
-// base64 so clients treat it as opaque.
-func encodeCursor(at time.Time, sid string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(at.UnixMicro(), 10) + ":" + sid))
-}
-
+// decodeCursor reads a sessions cursor: (started_at, sid) of a page's last session.
 func decodeCursor(c string) (time.Time, string, error) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
+	at, sid, err := cursor.Decode(c)
+	if err != nil || !validID(sid) {
 		return time.Time{}, "", ErrBadCursor
 	}
-	micros, sid, ok := strings.Cut(string(b), ":")
-	n, err := strconv.ParseInt(micros, 10, 64)
-	if !ok || err != nil || !validID(sid) {
-		return time.Time{}, "", ErrBadCursor
-	}
-	return time.UnixMicro(n).UTC(), sid, nil
+	return at, sid, nil
 }
