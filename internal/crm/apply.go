@@ -51,6 +51,7 @@ type applier struct {
 	statuses    statusMap
 	multivalued map[string]bool // declared attributes that hold several values
 	fresh       *seenFilter     // the ids written so far, when the counter had no orders before
+	inflight    chan error      // the result of the write in flight (writeAsync)
 
 	orders   []pendingOrder
 	contacts []pendingContact
@@ -100,6 +101,7 @@ func apply(ctx context.Context, db *store.DB, counterID int64, sr *spoolReader, 
 		importID: res.ID, now: time.Now().UTC().Truncate(time.Microsecond),
 		ids: map[string]bool{}, stmts: map[int]*sql.Stmt{}}
 	defer func() {
+		a.waitWrite() // before the rollback: a write may still use the transaction
 		for _, st := range a.stmts {
 			st.Close()
 		}
@@ -152,6 +154,9 @@ func apply(ctx context.Context, db *store.DB, counterID int64, sr *spoolReader, 
 		return err
 	}
 	if err := a.flushContacts(); err != nil {
+		return err
+	}
+	if err := a.waitWrite(); err != nil {
 		return err
 	}
 	if res.Rejected > 0 && !opt.SkipBadRows {
@@ -237,6 +242,9 @@ func (a *applier) flushOrders() error {
 	}
 	stored := map[string]storedOrder{}
 	if len(ids) > 0 {
+		if err := a.waitWrite(); err != nil { // the lookup must see every earlier row
+			return err
+		}
 		var err error
 		if stored, err = a.loadOrders(ids); err != nil {
 			return err
@@ -269,6 +277,9 @@ func (a *applier) flushOrders() error {
 		}
 	}
 	if len(moved) > 0 {
+		if err := a.waitWrite(); err != nil {
+			return err
+		}
 		over, err := a.overContactLimit(moved)
 		if err != nil {
 			return err
@@ -278,15 +289,39 @@ func (a *applier) flushOrders() error {
 			updates, updateHashes = dropOrders(updates, updateHashes, over)
 		}
 	}
-	if err := a.writeOrders(inserts, insertHashes, !a.useCopy()); err != nil {
-		return err
-	}
-	if err := a.writeOrders(updates, updateHashes, true); err != nil {
-		return err
-	}
 	a.res.Inserted += len(inserts)
 	a.res.Updated += len(updates)
+	if err := a.waitWrite(); err != nil {
+		return err
+	}
+	// Write this batch while the next one is read from the spool, merged
+	// and hashed: the database and Go then work at the same time.
+	a.writeAsync(func() error {
+		if err := a.writeOrders(inserts, insertHashes, !a.useCopy()); err != nil {
+			return err
+		}
+		return a.writeOrders(updates, updateHashes, true)
+	})
 	return nil
+}
+
+// writeAsync starts fn, a write on the import's connection, in the
+// background. One write is in flight at a time, and nothing else uses the
+// connection meanwhile: every other statement waits for it (waitWrite).
+func (a *applier) writeAsync(fn func() error) {
+	ch := make(chan error, 1)
+	a.inflight = ch
+	go func() { ch <- fn() }()
+}
+
+// waitWrite waits for the write in flight, if any, and returns its error.
+func (a *applier) waitWrite() error {
+	if a.inflight == nil {
+		return nil
+	}
+	err := <-a.inflight
+	a.inflight = nil
+	return err
 }
 
 func (a *applier) useCopy() bool { return a.d == store.Postgres }
@@ -645,6 +680,9 @@ type storedContact struct {
 func (a *applier) flushContacts() error {
 	if len(a.contacts) == 0 {
 		return nil
+	}
+	if err := a.waitWrite(); err != nil {
+		return err
 	}
 	batch := a.contacts
 	a.contacts = a.contacts[:0]
