@@ -114,7 +114,7 @@ func (t *table) cell(i int) (string, *RowError) {
 	}
 	v := t.rec[i]
 	if err := checkText(v); err != nil {
-		return "", &RowError{Line: t.line, Column: t.header[i], Message: err.Error()}
+		return "", t.errorf(i, "%v", err) // the row may be longer than the header
 	}
 	return v, nil
 }

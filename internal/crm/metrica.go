@@ -283,7 +283,7 @@ func parseProductsCell(s string) (map[string]float64, error) {
 			return nil, fmt.Errorf("%q is not product:quantity", item)
 		}
 		q, err := strconv.ParseFloat(strings.TrimSpace(item[i+1:]), 64)
-		if err != nil || q < 0 || q > 1e12 {
+		if err != nil || !(q >= 0 && q <= 1e12) { // NaN too
 			return nil, fmt.Errorf("%q: the quantity is not a number ≥ 0", item)
 		}
 		out[strings.TrimSpace(item[:i])] += q

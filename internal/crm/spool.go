@@ -250,12 +250,18 @@ func appendStrings(b []byte, l []string) []byte {
 	return b
 }
 
-// appendTime writes microseconds since the epoch; 0 is the zero time.
+// appendTime writes microseconds since the epoch; 0 is the zero time, so
+// the epoch itself (a valid date: "1970-01-01 03:00" in Moscow) is written
+// as math.MinInt64.
 func appendTime(b []byte, t time.Time) []byte {
 	if t.IsZero() {
 		return binary.AppendVarint(b, 0)
 	}
-	return binary.AppendVarint(b, t.UnixMicro())
+	us := t.UnixMicro()
+	if us == 0 {
+		us = math.MinInt64
+	}
+	return binary.AppendVarint(b, us)
 }
 
 func appendBool(b []byte, v bool) []byte {
@@ -358,11 +364,14 @@ func (d *decoder) strings() []string {
 }
 
 func (d *decoder) time() time.Time {
-	us := d.int()
-	if us == 0 {
+	switch us := d.int(); us {
+	case 0:
 		return time.Time{}
+	case math.MinInt64:
+		return time.UnixMicro(0).UTC()
+	default:
+		return time.UnixMicro(us).UTC()
 	}
-	return time.UnixMicro(us).UTC()
 }
 
 func (d *decoder) attributes() map[string][]string {

@@ -66,6 +66,9 @@ func ParseMoney(s string) (int64, error) {
 	if len(frac) > 2 && frac[2] >= '5' {
 		units++
 	}
+	if units >= 1e17 { // 999999999999999.995 rounds up to 16 digits
+		return 0, fmt.Errorf("%q is too large", s)
+	}
 	if neg {
 		units = -units
 	}
@@ -272,6 +275,9 @@ func normalizeIDs(vals []string) ([]string, error) {
 		v = strings.TrimSpace(v)
 		if len(v) > maxText {
 			return nil, fmt.Errorf("an id is longer than %d bytes", maxText)
+		}
+		if !utf8.ValidString(v) { // a JSON list item that is not a string comes as its raw text
+			return nil, errors.New("an id is not valid UTF-8")
 		}
 		out = appendUnique(out, v)
 	}
