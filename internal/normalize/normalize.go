@@ -14,7 +14,6 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"strings"
 	"unicode/utf8"
 
@@ -60,7 +59,17 @@ func Phone(s, region string) (string, error) {
 	if err != nil || phonenumbers.IsPossibleNumberWithReason(num) != phonenumbers.IS_POSSIBLE {
 		return "", ErrNotPhone
 	}
-	return fmt.Sprintf("%d%d", num.GetCountryCode(), num.GetNationalNumber()), nil
+	// E.164 keeps a national number's leading zeros (Italy's), which the
+	// number's integer form drops. Junk such as "+98000000" formats to
+	// something that reads back as another number: refuse it, so that the
+	// canonical form always reads back as itself.
+	out := strings.TrimPrefix(phonenumbers.Format(num, phonenumbers.E164), "+")
+	again, err := phonenumbers.Parse("+"+out, region)
+	if err != nil || strings.TrimPrefix(phonenumbers.Format(again, phonenumbers.E164), "+") != out ||
+		phonenumbers.IsPossibleNumberWithReason(again) != phonenumbers.IS_POSSIBLE {
+		return "", ErrNotPhone
+	}
+	return out, nil
 }
 
 // isCanonicalRU reports whether s is "7" and ten digits, the first of which

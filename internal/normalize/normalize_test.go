@@ -92,11 +92,23 @@ func FuzzPhone(f *testing.F) {
 		if err != nil {
 			return
 		}
-		// A normalised phone is all digits, and normalising it again changes nothing.
+		// A normalised phone is all digits: E.164 without the "+". Read as
+		// international it is itself again; so is the bare form of 11 digits
+		// or more. (Bare digits shorter than that are read as a number of the
+		// default region — "9995551111" is Moscow's 79995551111 — and so is
+		// 8 and ten digits, Russia's trunk prefix: a short foreign number, or
+		// one of the +800 freephone range, must keep its "+" to survive a
+		// second pass.)
 		for i := 0; i < len(p); i++ {
 			if p[i] < '0' || p[i] > '9' {
 				t.Fatalf("Phone(%q) = %q: not digits", s, p)
 			}
+		}
+		if again, err := Phone("+"+p, ""); err != nil || again != p {
+			t.Fatalf("Phone(%q) = %q, but Phone(%q) = %q, %v", s, p, "+"+p, again, err)
+		}
+		if len(p) < 11 || p[0] == '8' {
+			return
 		}
 		if again, err := Phone(p, ""); err != nil || again != p {
 			t.Fatalf("Phone(%q) = %q, but Phone(%q) = %q, %v", s, p, p, again, err)
