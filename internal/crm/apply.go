@@ -179,10 +179,10 @@ func apply(ctx context.Context, db *store.DB, counterID int64, sr *spoolReader, 
 	if a.d == store.Postgres && res.Inserted+res.Updated >= analyzeAfterRows {
 		// Give the planner the table's new size now rather than whenever
 		// autovacuum gets to it: reports read these rows next.
+		// Best effort: the import has committed, and autovacuum will
+		// analyse the tables anyway.
 		for _, table := range []string{"crm_orders", "crm_contacts"} {
-			if _, err := conn.ExecContext(context.WithoutCancel(ctx), `ANALYZE `+table); err != nil {
-				return fmt.Errorf("crm: analyze %s: %w", table, err)
-			}
+			conn.ExecContext(context.WithoutCancel(ctx), `ANALYZE `+table)
 		}
 	}
 	return nil
@@ -208,6 +208,14 @@ func readAhead(sr *spoolReader, done <-chan struct{}) <-chan spoolChunk {
 	out := make(chan spoolChunk, 8)
 	go func() {
 		defer close(out)
+		defer func() {
+			if p := recover(); p != nil {
+				select {
+				case out <- spoolChunk{err: fmt.Errorf("crm: read spool: panic: %v", p)}:
+				case <-done:
+				}
+			}
+		}()
 		for {
 			var c spoolChunk
 			for len(c.rows) < 512 {
@@ -382,7 +390,14 @@ func (a *applier) flushOrders() error {
 func (a *applier) writeAsync(fn func() error) {
 	ch := make(chan error, 1)
 	a.inflight = ch
-	go func() { ch <- fn() }()
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				ch <- fmt.Errorf("crm: write: panic: %v", p)
+			}
+		}()
+		ch <- fn()
+	}()
 }
 
 // waitWrite waits for the write in flight, if any, and returns its error.
@@ -546,6 +561,8 @@ func mergeOrder(prev, row *Order, mode MergeMode, multivalued map[string]bool) *
 	}
 	if f&FType != 0 {
 		m.Type = row.Type
+	} else {
+		m.Type = "" // derived again (deriveOrder): the merged keys may say otherwise now
 	}
 	if f&FSID != 0 {
 		m.SID = row.SID
@@ -560,9 +577,28 @@ func mergeOrder(prev, row *Order, mode MergeMode, multivalued map[string]bool) *
 	mergeList(&m.EmailsMD5, row.EmailsMD5, f&FEmailsMD5 != 0, app)
 	if f&FProducts != 0 {
 		m.Products = row.Products
+		if app { // the stored products stay; a product sent again takes the new quantity
+			m.Products = make(map[string]float64, len(prev.Products)+len(row.Products))
+			for id, q := range prev.Products {
+				m.Products[id] = q
+			}
+			for id, q := range row.Products {
+				m.Products[id] = q
+			}
+		}
 	}
 	if f&FGoals != 0 {
 		m.Goals = row.Goals
+		if app { // the stored goals stay; a goal sent again takes the new price
+			m.Goals = append([]Goal(nil), prev.Goals...)
+			for _, g := range row.Goals {
+				if i := slices.IndexFunc(m.Goals, func(have Goal) bool { return have.ID == g.ID }); i >= 0 {
+					m.Goals[i] = g
+				} else {
+					m.Goals = append(m.Goals, g)
+				}
+			}
+		}
 	}
 	if f&FAttributes != 0 {
 		m.Attributes = mergeAttributes(prev.Attributes, row.Attributes, app, "ORDER", multivalued)

@@ -16,10 +16,41 @@ import (
 // newlines, rows shorter or longer than the header (empty trailing columns).
 type table struct {
 	r      *csv.Reader
-	header []string       // as written in the file
-	index  map[string]int // lower-cased header → column
-	rec    []string       // the current row
-	line   int            // line of the current row's first character
+	guard  *recordGuard
+	header []string        // as written in the file
+	index  map[string]int  // lower-cased header → column
+	dups   map[string]bool // lower-cased headers that appear more than once
+	rec    []string        // the current row
+	line   int             // line of the current row's first character
+}
+
+// MaxRecordBytes caps one row of a CSV file or one element of a JSON list.
+// Readers hold a record whole while they parse it, so without a cap a quote
+// that is never closed (or a file without line breaks) would read the rest
+// of a 1 GiB upload into memory as one field.
+const MaxRecordBytes = 4 << 20
+
+// recordGuard counts the bytes a parser reads and fails once the record in
+// progress — everything since start — passes MaxRecordBytes.
+type recordGuard struct {
+	r     io.Reader
+	n     int64 // bytes read so far
+	start int64 // offset where the current record began
+	what  string
+}
+
+func (g *recordGuard) Read(p []byte) (int, error) {
+	budget := MaxRecordBytes + 64<<10 - (g.n - g.start) // + what a parser buffers ahead
+	if budget <= 0 {
+		return 0, &FileError{Message: fmt.Sprintf("a %s at byte %d is longer than %d bytes: the file cannot be read further (a quote that is never closed?)",
+			g.what, g.start, MaxRecordBytes)}
+	}
+	if int64(len(p)) > budget {
+		p = p[:budget] // parsers read in growing chunks; none may pass the cap
+	}
+	n, err := g.r.Read(p)
+	g.n += int64(n)
+	return n, err
 }
 
 // RowReader yields the rows of one upload, validated and normalised. Next
@@ -31,7 +62,8 @@ type RowReader interface {
 }
 
 func newTable(r io.Reader, delim rune) (*table, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
+	guard := &recordGuard{r: r, what: "row"}
+	br := bufio.NewReaderSize(guard, 64<<10)
 	if bom, _ := br.Peek(3); bytes.Equal(bom, []byte("\xef\xbb\xbf")) {
 		br.Discard(3)
 	}
@@ -50,7 +82,8 @@ func newTable(r io.Reader, delim rune) (*table, error) {
 		}
 		return nil, fmt.Errorf("crm: read header: %w", err)
 	}
-	t := &table{r: cr, header: append([]string(nil), header...), index: map[string]int{}}
+	guard.start = cr.InputOffset()
+	t := &table{r: cr, guard: guard, header: append([]string(nil), header...), index: map[string]int{}, dups: map[string]bool{}}
 	for i, h := range t.header {
 		if !utf8.ValidString(h) {
 			return nil, &FileError{Message: "the header row is not valid UTF-8: files must be in UTF-8 (this looks like another encoding, such as Windows-1251)"}
@@ -61,7 +94,7 @@ func newTable(r io.Reader, delim rune) (*table, error) {
 			continue
 		}
 		if _, dup := t.index[h]; dup {
-			return nil, &FileError{Column: t.header[i], Message: "the column appears twice in the header"}
+			t.dups[h] = true // an error only if the column is one a reader needs (column)
 		}
 		t.index[h] = i
 	}
@@ -74,21 +107,32 @@ func newTable(r io.Reader, delim rune) (*table, error) {
 	return t, nil
 }
 
-// column finds a column by its name (case-insensitive), or -1.
-func (t *table) column(name string) int {
-	if i, ok := t.index[strings.ToLower(name)]; ok {
-		return i
+// column finds a column by its name (case-insensitive): -1 when the file
+// has none; a *FileError when it has two, since neither can be chosen.
+func (t *table) column(name string) (int, error) {
+	if t.dups[strings.ToLower(name)] {
+		return -1, &FileError{Column: name, Message: "the column appears twice in the header"}
 	}
-	return -1
+	if i, ok := t.index[strings.ToLower(name)]; ok {
+		return i, nil
+	}
+	return -1, nil
 }
 
 // next reads the next row. A row that cannot be parsed as CSV is a
 // *RowError; reading goes on after it.
 func (t *table) next() error {
 	for {
+		t.guard.start = t.r.InputOffset()
 		rec, err := t.r.Read()
 		if err != nil {
 			var pe *csv.ParseError
+			if errors.As(err, &pe) && errors.Is(pe.Err, csv.ErrQuote) && pe.Line > pe.StartLine {
+				// A quoted field that runs over line ends to its error has
+				// swallowed the rows after it: skipping it would drop them
+				// without a word.
+				return &FileError{Message: fmt.Sprintf("line %d: a quoted field is not closed (it runs on to line %d); the rows after it cannot be read", pe.StartLine, pe.Line)}
+			}
 			if errors.As(err, &pe) {
 				return &RowError{Line: pe.StartLine, Message: "malformed CSV: " + pe.Err.Error()}
 			}

@@ -57,7 +57,9 @@ func NewK50Reader(r io.Reader, loc *time.Location, mapping map[string]string) (*
 				header = to
 			}
 		}
-		k.col[i] = t.column(header)
+		if k.col[i], err = t.column(header); err != nil {
+			return nil, err
+		}
 		if k.col[i] < 0 && i < k50Required {
 			missing = append(missing, header)
 		}

@@ -136,7 +136,9 @@ func NewMetricaCSVReader(r io.Reader, f MetricaFormat) (RowReader, error) {
 	}
 	m := &metricaCSV{t: t, f: f, col: map[string]int{}, attrs: map[int]Attribute{}}
 	for attr, header := range f.Mapping {
-		if m.t.column(header) < 0 {
+		if i, err := m.t.column(header); err != nil {
+			return nil, err
+		} else if i < 0 {
 			return nil, &FileError{Column: "columns_mapping", Message: fmt.Sprintf("header %q (mapped from %q) is not in the file", header, attr)}
 		}
 	}
@@ -145,7 +147,11 @@ func NewMetricaCSVReader(r io.Reader, f MetricaFormat) (RowReader, error) {
 		if h, ok := f.Mapping[name]; ok {
 			header = h
 		}
-		if i := t.column(header); i >= 0 {
+		i, err := t.column(header)
+		if err != nil {
+			return nil, err
+		}
+		if i >= 0 {
 			m.col[name] = i
 		}
 	}
@@ -154,7 +160,11 @@ func NewMetricaCSVReader(r io.Reader, f MetricaFormat) (RowReader, error) {
 		if h, ok := f.Mapping[strings.ToLower(a.Name)]; ok {
 			header = h
 		}
-		if i := t.column(header); i >= 0 {
+		i, err := t.column(header)
+		if err != nil {
+			return nil, err
+		}
+		if i >= 0 {
 			m.attrs[i] = a
 		}
 	}
@@ -212,7 +222,7 @@ func (m *metricaCSV) Next() (any, int, error) {
 	if err := m.t.next(); err != nil {
 		return nil, 0, err
 	}
-	for i := range m.t.rec {
+	for _, i := range m.col { // the columns the format does not know are not read
 		if _, err := m.t.cell(i); err != nil {
 			return nil, m.t.line, err
 		}
@@ -473,10 +483,9 @@ func (b *rowBuilder) order() *Order {
 		}
 	}
 	if b.src.has("order_status") {
+		// Kept as sent: "paid" may be a status the counter maps; unmapped, a
+		// type's name in any case is that type (builtinType).
 		o.Status, o.Has = b.text("order_status", 255), o.Has|FStatus
-		if t, ok := ParseStatusType(o.Status); ok && t != Other {
-			o.Status = string(t) // "paid", "CANCELED" → the type's own name
-		}
 	}
 	if b.src.has("update_date_time") {
 		o.UpdatedAt, o.Has = b.time("update_date_time"), o.Has|FUpdatedAt
@@ -556,7 +565,7 @@ func (b *rowBuilder) contact() *Contact {
 		c.UserIDs, c.Has = b.listOf("user_ids", normalizeIDs), c.Has|FUserIDs
 	}
 	if b.src.has("birth_date") {
-		t, _, err := ParseTime(b.src.str("birth_date"), time.UTC)
+		t, err := ParseDate(b.src.str("birth_date"))
 		if err != nil {
 			b.fail("birth_date", "%v", err)
 		}

@@ -13,6 +13,7 @@ import (
 // [OrderRow, …]} one element at a time, so a large body is never held whole.
 type metricaJSON struct {
 	dec   *json.Decoder
+	guard *recordGuard
 	f     MetricaFormat
 	key   string
 	state int // 0: before the list, 1: in it, 2: after it
@@ -26,9 +27,10 @@ func NewMetricaJSONReader(r io.Reader, f MetricaFormat) (RowReader, error) {
 	if f.Intake == ContactsUp {
 		key = "contacts"
 	}
-	dec := json.NewDecoder(r)
+	guard := &recordGuard{r: r, what: "JSON value"}
+	dec := json.NewDecoder(guard)
 	dec.UseNumber()
-	m := &metricaJSON{dec: dec, f: f, key: key}
+	m := &metricaJSON{dec: dec, guard: guard, f: f, key: key}
 	if err := m.seekList(); err != nil {
 		return nil, err
 	}
@@ -74,6 +76,7 @@ func (m *metricaJSON) seekList() error {
 			return nil
 		}
 		var skip json.RawMessage // another key: ignored
+		m.guard.start = m.dec.InputOffset()
 		if err := m.dec.Decode(&skip); err != nil {
 			return jsonFileError(err, m.dec)
 		}
@@ -93,6 +96,7 @@ func (m *metricaJSON) Next() (any, int, error) {
 	}
 	m.n++
 	var raw json.RawMessage
+	m.guard.start = m.dec.InputOffset()
 	if err := m.dec.Decode(&raw); err != nil {
 		return nil, m.n, jsonFileError(err, m.dec)
 	}

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/throughline/throughline/internal/store"
@@ -23,15 +24,24 @@ type Status struct {
 	Source        string     `json:"source"` // USER: set through the API; AUTO: by a connected CRM
 }
 
-// statusCodeRE is Metrica's pattern for status ids and other schema names.
+// statusCodeRE is Metrica's pattern for goal ids and other schema names.
 var statusCodeRE = regexp.MustCompile(`^[\p{L}\p{N}_\-:]{1,255}$`)
+
+// validStatusCode accepts what CRMs use as status codes — Metrica's pattern
+// and names with spaces ("Новый заказ") alike: 1–255 characters of text.
+func validStatusCode(s string) bool {
+	return s != "" && len(s) <= 255 && checkText(s) == nil && !strings.ContainsFunc(s, unicode.IsControl)
+}
+
+// MaxStatuses caps a counter's status mapping.
+const MaxStatuses = 1000
 
 // Validate checks a status and normalises its type.
 func (s *Status) Validate(i int) error {
 	field := func(f string) string { return fmt.Sprintf("order_statuses[%d].%s", i, f) }
 	s.Code = strings.TrimSpace(s.Code)
-	if !statusCodeRE.MatchString(s.Code) {
-		return &FileError{Column: field("id"), Message: fmt.Sprintf("%q is not a status id: 1–255 letters, digits, '_', '-' or ':'", s.Code)}
+	if !validStatusCode(s.Code) {
+		return &FileError{Column: field("id"), Message: fmt.Sprintf("%q is not a status id: 1–255 characters of text", s.Code)}
 	}
 	t, ok := ParseStatusType(string(s.Type))
 	if !ok {
@@ -88,6 +98,9 @@ func Statuses(ctx context.Context, db *store.DB, counterID int64) ([]Status, err
 // list are removed (the counter's whole mapping becomes the list). Stored
 // orders take their statuses' new types in the same transaction.
 func SaveStatuses(ctx context.Context, db *store.DB, counterID int64, list []Status, replace bool) error {
+	if len(list) > MaxStatuses {
+		return &FileError{Column: "order_statuses", Message: fmt.Sprintf("has %d statuses; at most %d", len(list), MaxStatuses)}
+	}
 	seen := map[string]bool{}
 	for i := range list {
 		if err := list[i].Validate(i); err != nil {
@@ -103,6 +116,15 @@ func SaveStatuses(ctx context.Context, db *store.DB, counterID int64, list []Sta
 	}
 	now := time.Now().UTC()
 	return db.Tx(ctx, func(tx *sql.Tx) error {
+		if db.Dialect() == store.Postgres {
+			// Wait for an import of this counter to finish (and hold the
+			// next one back): it resolves types with the mapping it read at
+			// its start, and would write the old ones over this change.
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, crmLock, int32(counterID)); err != nil {
+				return fmt.Errorf("crm: save order statuses: lock: %w", err)
+			}
+		}
+		retype := map[string]StatusType{}
 		if replace {
 			codes, err := statusCodes(ctx, tx, counterID)
 			if err != nil {
@@ -115,9 +137,7 @@ func SaveStatuses(ctx context.Context, db *store.DB, counterID int64, list []Sta
 				if _, err := tx.ExecContext(ctx, `DELETE FROM crm_order_statuses WHERE counter_id = $1 AND code = $2`, counterID, code); err != nil {
 					return fmt.Errorf("crm: delete order status %s: %w", code, err)
 				}
-				if err := retypeOrders(ctx, tx, counterID, code, builtinType(code)); err != nil {
-					return err
-				}
+				retype[code] = builtinType(code)
 			}
 		}
 		for _, s := range list {
@@ -129,11 +149,9 @@ func SaveStatuses(ctx context.Context, db *store.DB, counterID int64, list []Sta
 				counterID, s.Code, string(s.Type), s.Humanized, string(goals), s.Source, now); err != nil {
 				return fmt.Errorf("crm: save order status %s: %w", s.Code, err)
 			}
-			if err := retypeOrders(ctx, tx, counterID, s.Code, s.Type); err != nil {
-				return err
-			}
+			retype[s.Code] = s.Type
 		}
-		return nil
+		return retypeOrders(ctx, tx, db.Dialect(), counterID, retype)
 	})
 }
 
@@ -154,15 +172,27 @@ func statusCodes(ctx context.Context, tx *sql.Tx, counterID int64) ([]string, er
 	return codes, rows.Err()
 }
 
-// retypeOrders gives the counter's orders in status code the type t ("" =
-// unmapped). The orders' content does not change, so neither does their hash.
-func retypeOrders(ctx context.Context, tx *sql.Tx, counterID int64, code string, t StatusType) error {
-	var typ any
-	if t != "" {
-		typ = string(t)
+// retypeOrders gives the counter's orders in each status code its new type
+// ("" = unmapped), in one pass over the counter's orders. The orders'
+// content does not change, so neither does their hash.
+func retypeOrders(ctx context.Context, tx *sql.Tx, d store.Dialect, counterID int64, types map[string]StatusType) error {
+	if len(types) == 0 {
+		return nil
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE crm_orders SET status_type = $3 WHERE counter_id = $1 AND status = $2`, counterID, code, typ); err != nil {
-		return fmt.Errorf("crm: retype orders in status %s: %w", code, err)
+	var args []any
+	for code, t := range types {
+		var typ any
+		if t != "" {
+			typ = string(t)
+		}
+		args = append(args, code, typ)
+	}
+	args = append(args, counterID) // last: parameters are numbered in the order they appear
+	_, err := tx.ExecContext(ctx, `WITH m(code, type) AS (VALUES `+d.TypedValues(len(types), "text", "text")+`)
+		UPDATE crm_orders SET status_type = m.type FROM m
+		WHERE crm_orders.counter_id = `+d.Param(len(args))+` AND crm_orders.status = m.code`, args...)
+	if err != nil {
+		return fmt.Errorf("crm: retype orders: %w", err)
 	}
 	return nil
 }

@@ -124,6 +124,16 @@ var minDate = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
 // end of that day (Metrica: "visits before 23:59 of that day"); dateOnly
 // reports it.
 func ParseTime(s string, loc *time.Location) (t time.Time, dateOnly bool, err error) {
+	return parseTime(s, loc, checkMin)
+}
+
+// ParseDate is ParseTime for dates that may be before 1970 (birth dates).
+func ParseDate(s string) (time.Time, error) {
+	t, _, err := parseTime(s, time.UTC, func(t time.Time, s string) (time.Time, bool, error) { return t, false, nil })
+	return t, err
+}
+
+func parseTime(s string, loc *time.Location, checkMin func(time.Time, string) (time.Time, bool, error)) (t time.Time, dateOnly bool, err error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return t, false, errors.New("is empty")
@@ -230,60 +240,103 @@ func SplitMulti(s string) []string {
 	return out
 }
 
-// normalizePhones normalises each phone; a value that is not a phone is an
-// error naming it.
-func normalizePhones(vals []string) ([]string, error) {
-	out := vals[:0:0]
+// MaxValues caps the values of one multi-valued field of one row (phones,
+// e-mails, client ids…): a customer with a thousand e-mails is a data error,
+// and a list of a million would cost a row minutes.
+const MaxValues = 1000
+
+// normalizeList normalises each value with norm and drops duplicates,
+// keeping the first occurrence's place; a value norm refuses is an error
+// naming it.
+func normalizeList(vals []string, norm func(string) (string, error)) ([]string, error) {
+	if len(vals) > MaxValues {
+		return nil, fmt.Errorf("has %d values; at most %d", len(vals), MaxValues)
+	}
+	var l uniqueList
 	for _, v := range vals {
+		n, err := norm(v)
+		if err != nil {
+			return nil, err
+		}
+		l.add(n)
+	}
+	return l.vals, nil
+}
+
+func normalizePhones(vals []string) ([]string, error) {
+	return normalizeList(vals, func(v string) (string, error) {
 		p, err := normalize.Phone(v, "")
 		if err != nil {
-			return nil, fmt.Errorf("%q is not a phone number with its country code, such as 79995551111", v)
+			return "", fmt.Errorf("%q is not a phone number with its country code, such as 79995551111", v)
 		}
-		out = appendUnique(out, p)
-	}
-	return out, nil
+		return p, nil
+	})
 }
 
 func normalizeEmails(vals []string) ([]string, error) {
-	out := vals[:0:0]
-	for _, v := range vals {
+	return normalizeList(vals, func(v string) (string, error) {
 		e, err := normalize.Email(v)
 		if err != nil {
-			return nil, fmt.Errorf("%q is not an e-mail address", v)
+			return "", fmt.Errorf("%q is not an e-mail address", v)
 		}
-		out = appendUnique(out, e)
-	}
-	return out, nil
+		return e, nil
+	})
 }
 
 func normalizeHashes(vals []string) ([]string, error) {
-	out := vals[:0:0]
-	for _, v := range vals {
+	return normalizeList(vals, func(v string) (string, error) {
 		h, err := normalize.Hash(v)
 		if err != nil {
-			return nil, fmt.Errorf("%q is not an md5 hash (32 hex digits)", v)
+			return "", fmt.Errorf("%q is not an md5 hash (32 hex digits)", v)
 		}
-		out = appendUnique(out, h)
-	}
-	return out, nil
+		return h, nil
+	})
 }
 
 // normalizeIDs trims visitor and client ids and drops duplicates.
 func normalizeIDs(vals []string) ([]string, error) {
-	out := vals[:0:0]
-	for _, v := range vals {
+	return normalizeList(vals, func(v string) (string, error) {
 		v = strings.TrimSpace(v)
-		if len(v) > maxText {
-			return nil, fmt.Errorf("an id is longer than %d bytes", maxText)
+		if len(v) > 255 {
+			return "", fmt.Errorf("an id is longer than 255 bytes")
 		}
-		if !utf8.ValidString(v) { // a JSON list item that is not a string comes as its raw text
-			return nil, errors.New("an id is not valid UTF-8")
+		if err := checkText(v); err != nil { // a JSON list item that is not a string comes as its raw text
+			return "", fmt.Errorf("an id %v", err)
 		}
-		out = appendUnique(out, v)
-	}
-	return out, nil
+		return v, nil
+	})
 }
 
+// uniqueList collects values without duplicates, in order; a set keeps it
+// linear for long lists.
+type uniqueList struct {
+	vals []string
+	seen map[string]bool
+}
+
+func (l *uniqueList) add(v string) {
+	if l.seen == nil && len(l.vals) >= 16 {
+		l.seen = make(map[string]bool, 2*len(l.vals))
+		for _, have := range l.vals {
+			l.seen[have] = true
+		}
+	}
+	if l.seen != nil {
+		if l.seen[v] {
+			return
+		}
+		l.seen[v] = true
+	} else {
+		for _, have := range l.vals {
+			if have == v {
+				return
+			}
+		}
+	}
+	l.vals = append(l.vals, v)
+}
+
+// appendUnique adds v to a short list unless it is there.
 func appendUnique(list []string, v string) []string {
 	for _, have := range list {
 		if have == v {
@@ -295,11 +348,14 @@ func appendUnique(list []string, v string) []string {
 
 // union is a ∪ b in order, without duplicates (merge mode APPEND).
 func union(a, b []string) []string {
-	out := append([]string(nil), a...)
-	for _, v := range b {
-		out = appendUnique(out, v)
+	var l uniqueList
+	for _, v := range a {
+		l.add(v)
 	}
-	return out
+	for _, v := range b {
+		l.add(v)
+	}
+	return l.vals
 }
 
 // maxText caps a single text cell; a CSV with a runaway quote otherwise
@@ -312,6 +368,9 @@ func checkText(s string) error {
 	}
 	if !utf8.ValidString(s) {
 		return errors.New("is not valid UTF-8 (files must be in UTF-8; this looks like another encoding, such as Windows-1251)")
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return errors.New("holds a NUL byte") // PostgreSQL's text cannot store it
 	}
 	return nil
 }

@@ -129,7 +129,8 @@ var nonPublic = []netip.Prefix{
 	netip.MustParsePrefix("192.0.0.0/24"),
 	netip.MustParsePrefix("198.18.0.0/15"), // benchmarking
 	netip.MustParsePrefix("240.0.0.0/4"),
-	netip.MustParsePrefix("64:ff9b::/96"), // NAT64 can reach IPv4 private space
+	netip.MustParsePrefix("64:ff9b::/96"),   // NAT64 can reach IPv4 private space
+	netip.MustParsePrefix("64:ff9b:1::/48"), // local-use NAT64
 }
 
 // CheckURL checks that text is an http(s) URL with a host, and returns it
@@ -142,11 +143,20 @@ func CheckURL(text string) (*url.URL, error) {
 	return u, nil
 }
 
-// Redact returns the URL without a password, for logs and reports.
+// Redact returns the URL for logs, reports and the API: without its
+// password, and with the values of its query hidden — feeds are often
+// protected by a key in the query (?apikey=…), which is as secret.
 func Redact(text string) string {
 	u, err := url.Parse(text)
 	if err != nil {
 		return "(unparseable URL)"
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"xxxxx"}
+		}
+		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
 }

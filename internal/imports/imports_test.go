@@ -107,6 +107,17 @@ func TestFetcher(t *testing.T) {
 	}
 }
 
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://user:pass@crm.shop.ru/feed.csv?apikey=SECRET&x=1": "https://user:xxxxx@crm.shop.ru/feed.csv?apikey=xxxxx&x=xxxxx",
+		"https://crm.shop.ru/feed.csv":                             "https://crm.shop.ru/feed.csv",
+	} {
+		if got := Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestPublicAddr(t *testing.T) {
 	for _, a := range []string{"127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254", "::1", "fe80::1",
 		"fc00::1", "0.0.0.0", "100.64.0.1", "::ffff:127.0.0.1", "224.0.0.1"} {
@@ -206,7 +217,7 @@ func TestSchedulerSweepsInterruptedRuns(t *testing.T) {
 		release := make(chan struct{})
 		done := make(chan *crm.Result)
 		go func() {
-			res, _ := crm.Import(ctx, db, c.ID, crm.Options{Intake: crm.K50Feed}, func() (crm.RowReader, error) {
+			res, _ := crm.Import(ctx, db, c.ID, crm.Options{Intake: crm.K50Feed, Source: "TASK"}, func() (crm.RowReader, error) {
 				<-release
 				return nil, errors.New("gone")
 			})

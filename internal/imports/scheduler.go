@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"time"
 
 	"github.com/throughline/throughline/internal/crm"
@@ -125,6 +126,13 @@ func (s *Scheduler) run(ctx context.Context, t *Task) {
 	ctx, cancel := context.WithTimeout(ctx, s.RunTimeout)
 	defer cancel()
 	log := s.Log.With("counter", t.CounterID, "task", t.ID, "url", t.URL)
+	defer func() {
+		// A bug in one feed's run must not take the server down; the run's
+		// record stays "running" and the sweep marks it failed.
+		if p := recover(); p != nil {
+			log.Error("import task: panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		}
+	}()
 	log.Info("import task: running")
 	res, err := s.Tasks.Run(ctx, s.Fetcher, t, s.TempDir)
 	switch {
@@ -138,13 +146,15 @@ func (s *Scheduler) run(ctx context.Context, t *Task) {
 	}
 }
 
-// sweep marks runs that have been "running" far longer than a run may take
-// as failed: the process running them stopped.
+// sweep marks imports that have been "running" far longer than they may
+// take as failed: the process running them stopped. A task's run is bounded
+// by RunTimeout; an upload or a CLI import has no bound, so it is given a day.
 func (s *Scheduler) sweep(ctx context.Context) error {
-	cutoff := time.Now().UTC().Add(-2 * s.RunTimeout)
+	now := time.Now().UTC()
 	_, err := s.Tasks.DB.Writer().ExecContext(ctx, `UPDATE crm_imports SET status = $1, finished_at = $2,
 		message = 'interrupted: the process running this import stopped before it finished; nothing of it was applied'
-		WHERE status = $3 AND started_at < $4`, crm.StatusFailed, time.Now().UTC(), crm.StatusRunning, cutoff)
+		WHERE status = $3 AND ((source = 'TASK' AND started_at < $4) OR started_at < $5)`,
+		crm.StatusFailed, now, crm.StatusRunning, now.Add(-2*s.RunTimeout), now.Add(-24*time.Hour))
 	if err != nil && !errors.Is(err, sql.ErrConnDone) {
 		return fmt.Errorf("imports: sweep: %w", err)
 	}

@@ -96,6 +96,7 @@ func (ts *Tasks) apply(ctx context.Context, t *Task, in TaskInput) error {
 			return &InvalidError{"url", err.Error()}
 		}
 		t.url = u.String()
+		t.URL = Redact(t.url)
 	}
 	if t.url == "" {
 		return &InvalidError{"url", "is required: the address the feed is fetched from"}
@@ -219,7 +220,7 @@ func (ts *Tasks) Update(ctx context.Context, counterID, id int64, in TaskInput) 
 		return nil, fmt.Errorf("imports: update task %d: %w", id, err)
 	}
 	t.UpdatedAt = now
-	return t, nil
+	return t, ts.withLastRun(ctx, t)
 }
 
 // Delete removes a task; the records of its runs stay.

@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/nyaruka/phonenumbers"
@@ -111,7 +112,7 @@ func Email(s string) (string, error) {
 	local, domain, ok := strings.Cut(s, "@")
 	if !ok || local == "" || domain == "" || strings.Contains(domain, "@") ||
 		!strings.Contains(domain, ".") || strings.HasSuffix(domain, ".") || strings.HasPrefix(domain, ".") ||
-		strings.ContainsAny(s, " \t\r\n,;<>\"") || len(s) > 254 || !utf8.ValidString(s) {
+		strings.ContainsAny(s, " ,;<>\"") || strings.ContainsFunc(s, unicode.IsControl) || len(s) > 254 || !utf8.ValidString(s) {
 		return "", ErrNotEmail
 	}
 	return s, nil

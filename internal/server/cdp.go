@@ -22,9 +22,12 @@ import (
 
 const cdpPrefix = "/cdp/api/v1/counter/{counterId}/"
 
-// maxSchemaBody caps the JSON bodies of schema calls (a product list may
-// hold 160,000 items).
-const maxSchemaBody = 64 << 20
+// maxSchemaBody caps the JSON bodies of schema calls; maxProductsBody the
+// product list's, which may hold 160,000 items and is read one at a time.
+const (
+	maxSchemaBody   = 1 << 20
+	maxProductsBody = 32 << 20
+)
 
 func (s *Server) cdpRoutes() {
 	for _, p := range []string{"data/contacts", "data/contacts/csv", "data/contacts/json",
@@ -38,7 +41,7 @@ func (s *Server) cdpRoutes() {
 	s.cdp("POST "+cdpPrefix+"schema/order_statuses", maxSchemaBody, s.cdpPostStatuses)
 	s.cdp("GET "+cdpPrefix+"schema/attributes", maxSchemaBody, s.cdpGetAttributes)
 	s.cdp("POST "+cdpPrefix+"schema/attributes", maxSchemaBody, s.cdpPostAttributes)
-	s.cdp("POST "+cdpPrefix+"schema/products", maxSchemaBody, s.cdpPostProducts)
+	s.cdp("POST "+cdpPrefix+"schema/products", maxProductsBody, s.cdpPostProducts)
 	s.cdp("GET "+cdpPrefix+"schema/types", maxSchemaBody, s.cdpTypes)
 	s.cdp("GET "+cdpPrefix+"schema/predefined_types", maxSchemaBody, s.cdpTypes)
 	// Everything else there (offline conversions, calls, costs) is not
@@ -146,7 +149,9 @@ func toUploading(r *crm.Result, loc *time.Location) uploading {
 // cdpUpload takes contacts, orders or simple orders, as CSV (a multipart
 // part "file", or the raw body) or JSON.
 func (s *Server) cdpUpload(w http.ResponseWriter, r *http.Request, c counter.Counter) {
-	rest := strings.TrimPrefix(r.URL.Path, fmt.Sprintf("/cdp/api/v1/counter/%d/data/", c.ID))
+	// The route says what is uploaded ("POST /cdp/…/{counterId}/data/orders/json"),
+	// not the raw path, whose counter id may be written "01".
+	rest := strings.TrimPrefix(r.Pattern, "POST "+cdpPrefix+"data/")
 	entity, form, _ := strings.Cut(rest, "/")
 	var intake crm.Intake
 	attrEntity := crm.EntityOrder
@@ -454,19 +459,80 @@ func (s *Server) cdpPostAttributes(w http.ResponseWriter, r *http.Request, c cou
 	writeJSON(w, http.StatusOK, map[string]bool{"success": true})
 }
 
+// cdpPostProducts reads {"attributes": […], "items": […]} item by item, so
+// the list's size, not its JSON, bounds the memory it takes.
 func (s *Server) cdpPostProducts(w http.ResponseWriter, r *http.Request, c counter.Counter) {
-	var req struct {
-		Attributes []crm.Attribute `json:"attributes"`
-		Items      []crm.Product   `json:"items"`
-	}
-	if !decodeCDP(w, r, &req) {
+	attrs, items, err := decodeProducts(r.Body)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		var fileErr *crm.FileError
+		switch {
+		case errors.As(err, &tooLarge):
+			cdpError(w, http.StatusBadRequest, "invalid_json", fmt.Sprintf("the body is larger than %d bytes", tooLarge.Limit), "body")
+		case errors.As(err, &fileErr):
+			cdpError(w, http.StatusBadRequest, "invalid_parameter", fileErr.Message, fileErr.Column)
+		default:
+			cdpError(w, http.StatusBadRequest, "invalid_json", "malformed JSON: "+err.Error(), "body")
+		}
 		return
 	}
-	if err := crm.SaveProducts(r.Context(), s.db, c.ID, req.Attributes, req.Items); err != nil {
+	if err := crm.SaveProducts(r.Context(), s.db, c.ID, attrs, items); err != nil {
 		s.cdpSchemaFail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"success": true})
+}
+
+func decodeProducts(body io.Reader) ([]crm.Attribute, []crm.Product, error) {
+	dec := json.NewDecoder(body)
+	if tok, err := dec.Token(); err != nil {
+		return nil, nil, err
+	} else if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, nil, errors.New(`the body must be an object {"attributes": […], "items": […]}`)
+	}
+	var attrs []crm.Attribute
+	var items []crm.Product
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, nil, err
+		}
+		key, _ := tok.(string)
+		switch key {
+		case "attributes":
+			if err := dec.Decode(&attrs); err != nil {
+				return nil, nil, err
+			}
+			if len(attrs) > crm.MaxProducts {
+				return nil, nil, &crm.FileError{Column: "attributes", Message: fmt.Sprintf("more than %d attributes", crm.MaxProducts)}
+			}
+		case "items":
+			if tok, err := dec.Token(); err != nil {
+				return nil, nil, err
+			} else if d, ok := tok.(json.Delim); !ok || d != '[' {
+				return nil, nil, &crm.FileError{Column: "items", Message: "must be a list"}
+			}
+			for dec.More() {
+				if len(items) == crm.MaxProducts {
+					return nil, nil, &crm.FileError{Column: "items", Message: fmt.Sprintf("more than %d items", crm.MaxProducts)}
+				}
+				var p crm.Product
+				if err := dec.Decode(&p); err != nil {
+					return nil, nil, err
+				}
+				items = append(items, p)
+			}
+			if _, err := dec.Token(); err != nil {
+				return nil, nil, err
+			}
+		default:
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return attrs, items, nil
 }
 
 func (s *Server) cdpTypes(w http.ResponseWriter, r *http.Request, c counter.Counter) {

@@ -284,6 +284,12 @@ func TestCDPBadUploads(t *testing.T) {
 		if !strings.Contains(string(r.body), `"api_validation_status":"FAILED"`) {
 			t.Errorf("last_uploadings: %s", r.body)
 		}
+		// The route, not the raw path, says what is uploaded: a counter id
+		// written "01" does not turn contacts into simple orders.
+		r = f.cdp(t, "POST", "/cdp/api/v1/counter/0"+id(f.a)+"/data/contacts/csv?merge_mode=SAVE", f.tokA, "text/csv", strings.NewReader("uniq_id,name\nz1,Zoe\n"))
+		if r.status != 200 {
+			t.Errorf("contacts via a zero-padded counter id: %d %s", r.status, r.body)
+		}
 		if r := f.cdp(t, "POST", "/management/v1/counter/"+id(f.a)+"/offline_conversions/upload", f.tokA, "text/csv", strings.NewReader("x")); r.status != 404 || r.metrica(t).Errors[0].Type != "not_found" {
 			t.Errorf("unserved Metrica path: %d %s", r.status, r.body)
 		}

@@ -232,10 +232,14 @@ func TestImportTasks(t *testing.T) {
 			t.Errorf("runs: %d runs: %s", n, r.body)
 		}
 
-		// Changing and deleting.
-		r = f.do(t, "PATCH", tpath, f.tokA, strings.NewReader(`{"active": false}`))
-		if decode(t, r.body, &task); r.status != 200 || task.Active || task.NextRunAt != nil {
+		// Changing and deleting. A key in the URL's query is never shown.
+		r = f.do(t, "PATCH", tpath, f.tokA, strings.NewReader(`{"active": false, "url": "`+feed.URL+`/v2.csv?apikey=SECRET"}`))
+		if decode(t, r.body, &task); r.status != 200 || task.Active || task.NextRunAt != nil ||
+			!strings.Contains(task.URL, "/v2.csv?apikey=xxxxx") || strings.Contains(string(r.body), "SECRET") || task.LastRun == nil {
 			t.Errorf("deactivate: %d %s", r.status, r.body)
+		}
+		if r := f.do(t, "GET", tpath+"/runs", f.tokA, nil); strings.Contains(string(r.body), "SECRET") {
+			t.Errorf("a secret in the runs: %s", r.body)
 		}
 		for _, bad := range []string{`{"frequency_hours": 0}`, `{"url": "ftp://x/feed.csv"}`, `{"type": "xml"}`,
 			`{"column_mapping": {"price": "Цена"}}`, `{"name": ""}`, `{"nmae": "x"}`} {
