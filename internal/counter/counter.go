@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/net/idna"
 
+	"github.com/throughline/throughline/internal/normalize"
 	"github.com/throughline/throughline/internal/store"
 )
 
@@ -29,14 +30,32 @@ type Counter struct {
 	SessionTimeoutMinutes int  `json:"session_timeout_minutes"`
 	NewSessionOnCampaign  bool `json:"new_session_on_campaign"`
 
+	// Call tracking: what t.js replaces with a tracked number (elements
+	// matching DNISelector, and/or the site's own phone DNIPhone wherever it
+	// is written), how long a number stays with a session after its last
+	// sign of life, how long it then rests before another visitor gets it,
+	// and the window in which a caller's first call counts as unique.
+	DNISelector          string `json:"dni_selector"`
+	DNIPhone             string `json:"dni_phone"`
+	LeaseHoldMinutes     int    `json:"lease_hold_minutes"`
+	LeaseCooldownSeconds int    `json:"lease_cooldown_seconds"`
+	UniqueCallDays       int    `json:"unique_call_days"`
+	// CaptureForms: t.js sends the phones and e-mails typed into the site's
+	// forms, and only their md5 is stored.
+	CaptureForms bool `json:"capture_forms"`
+
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// Defaults for the session rules, as in Metrica and Google Analytics.
+// Defaults for the session rules, as in Metrica and Google Analytics, and
+// for call tracking (shared/spec/telephony.md §1.3, §1.6).
 const (
 	DefaultSessionTimeoutMinutes = 30
 	MaxSessionTimeoutMinutes     = 24 * 60
+	DefaultLeaseHoldMinutes      = 15
+	DefaultLeaseCooldownSeconds  = 300
+	DefaultUniqueCallDays        = 30
 )
 
 // Location returns the counter's time zone.
@@ -137,7 +156,8 @@ func NormalizeDomain(s string) (string, error) {
 func insertCounter(ctx context.Context, tx *sql.Tx, n NewCounter) (Counter, error) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	c := Counter{Name: n.Name, Domain: n.Domain, Timezone: n.Timezone, CreatedAt: now, UpdatedAt: now,
-		SessionTimeoutMinutes: DefaultSessionTimeoutMinutes, NewSessionOnCampaign: true}
+		SessionTimeoutMinutes: DefaultSessionTimeoutMinutes, NewSessionOnCampaign: true,
+		LeaseHoldMinutes: DefaultLeaseHoldMinutes, LeaseCooldownSeconds: DefaultLeaseCooldownSeconds, UniqueCallDays: DefaultUniqueCallDays}
 	err := tx.QueryRowContext(ctx,
 		`INSERT INTO counters (name, domain, timezone, session_timeout_minutes, new_session_on_campaign, created_at, updated_at)
 		 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
@@ -148,11 +168,14 @@ func insertCounter(ctx context.Context, tx *sql.Tx, n NewCounter) (Counter, erro
 	return c, nil
 }
 
-const counterColumns = `id, name, domain, timezone, session_timeout_minutes, new_session_on_campaign, created_at, updated_at`
+const counterColumns = `id, name, domain, timezone, session_timeout_minutes, new_session_on_campaign,
+	dni_selector, dni_phone, lease_hold_minutes, lease_cooldown_seconds, unique_call_days, capture_forms, created_at, updated_at`
 
 func scanCounter(row interface{ Scan(...any) error }) (Counter, error) {
 	var c Counter
-	err := row.Scan(&c.ID, &c.Name, &c.Domain, &c.Timezone, &c.SessionTimeoutMinutes, &c.NewSessionOnCampaign, &c.CreatedAt, &c.UpdatedAt)
+	err := row.Scan(&c.ID, &c.Name, &c.Domain, &c.Timezone, &c.SessionTimeoutMinutes, &c.NewSessionOnCampaign,
+		&c.DNISelector, &c.DNIPhone, &c.LeaseHoldMinutes, &c.LeaseCooldownSeconds, &c.UniqueCallDays, &c.CaptureForms,
+		&c.CreatedAt, &c.UpdatedAt)
 	return c, err
 }
 
@@ -176,6 +199,12 @@ type Patch struct {
 	Timezone              *string `json:"timezone"`
 	SessionTimeoutMinutes *int    `json:"session_timeout_minutes"`
 	NewSessionOnCampaign  *bool   `json:"new_session_on_campaign"`
+	DNISelector           *string `json:"dni_selector"`
+	DNIPhone              *string `json:"dni_phone"`
+	LeaseHoldMinutes      *int    `json:"lease_hold_minutes"`
+	LeaseCooldownSeconds  *int    `json:"lease_cooldown_seconds"`
+	UniqueCallDays        *int    `json:"unique_call_days"`
+	CaptureForms          *bool   `json:"capture_forms"`
 }
 
 // Update applies p to counter id and returns the result, or ErrNotFound.
@@ -206,14 +235,46 @@ func Update(ctx context.Context, db *store.DB, id int64, p Patch) (Counter, erro
 	if t := p.SessionTimeoutMinutes; t != nil && (*t < 1 || *t > MaxSessionTimeoutMinutes) {
 		return Counter{}, &InvalidError{"session_timeout_minutes", fmt.Sprintf("must be between 1 and %d", MaxSessionTimeoutMinutes)}
 	}
+	for _, r := range []struct {
+		field    string
+		v        *int
+		min, max int
+	}{
+		{"lease_hold_minutes", p.LeaseHoldMinutes, 1, 24 * 60},
+		{"lease_cooldown_seconds", p.LeaseCooldownSeconds, 0, 24 * 3600},
+		{"unique_call_days", p.UniqueCallDays, 1, 3650},
+	} {
+		if r.v != nil && (*r.v < r.min || *r.v > r.max) {
+			return Counter{}, &InvalidError{r.field, fmt.Sprintf("must be between %d and %d", r.min, r.max)}
+		}
+	}
+	if p.DNISelector != nil {
+		v := strings.TrimSpace(*p.DNISelector)
+		if len(v) > 500 || !utf8.ValidString(v) {
+			return Counter{}, &InvalidError{"dni_selector", "must be a CSS selector of up to 500 characters"}
+		}
+		p.DNISelector = &v
+	}
+	if p.DNIPhone != nil && strings.TrimSpace(*p.DNIPhone) != "" {
+		v, err := normalize.Phone(*p.DNIPhone, "")
+		if err != nil {
+			return Counter{}, &InvalidError{"dni_phone", fmt.Sprintf("%q is not a phone number", *p.DNIPhone)}
+		}
+		p.DNIPhone = &v
+	}
 	c, err := scanCounter(db.Writer().QueryRowContext(ctx,
 		`UPDATE counters SET name = COALESCE($2, name), domain = COALESCE($3, domain),
 		        timezone = COALESCE($4, timezone),
 		        session_timeout_minutes = COALESCE($5, session_timeout_minutes),
 		        new_session_on_campaign = COALESCE($6, new_session_on_campaign),
+		        dni_selector = COALESCE($8, dni_selector), dni_phone = COALESCE($9, dni_phone),
+		        lease_hold_minutes = COALESCE($10, lease_hold_minutes),
+		        lease_cooldown_seconds = COALESCE($11, lease_cooldown_seconds),
+		        unique_call_days = COALESCE($12, unique_call_days), capture_forms = COALESCE($13, capture_forms),
 		        updated_at = $7
 		 WHERE id = $1 RETURNING `+counterColumns,
-		id, name, domain, tz, p.SessionTimeoutMinutes, p.NewSessionOnCampaign, time.Now().UTC().Truncate(time.Microsecond)))
+		id, name, domain, tz, p.SessionTimeoutMinutes, p.NewSessionOnCampaign, time.Now().UTC().Truncate(time.Microsecond),
+		p.DNISelector, p.DNIPhone, p.LeaseHoldMinutes, p.LeaseCooldownSeconds, p.UniqueCallDays, p.CaptureForms))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Counter{}, ErrNotFound
 	}

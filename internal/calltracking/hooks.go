@@ -1,0 +1,272 @@
+package calltracking
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/throughline/throughline/internal/store"
+)
+
+// Hook is a telephony provider's connection: the webhook URL it calls
+// (found by the token in it) and what checking its requests takes.
+type Hook struct {
+	CounterID int64      `json:"counter_id"`
+	ID        string     `json:"id"`
+	Provider  string     `json:"provider"`
+	Name      string     `json:"name"`
+	Token     string     `json:"token"`
+	Path      string     `json:"path"` // /hooks/calls/{provider}/{token}: give the provider this, on your host
+	HasSecret bool       `json:"has_secret"`
+	Timezone  string     `json:"timezone"`
+	ForwardTo string     `json:"forward_to,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+
+	// Signature material: never shown by the API.
+	Secret  string `json:"-"`
+	APIKey  string `json:"-"`
+	APISalt string `json:"-"`
+}
+
+// HookInput creates a hook.
+type HookInput struct {
+	Provider  string `json:"provider"`
+	Name      string `json:"name"`
+	Secret    string `json:"secret"`   // Zadarma API secret, Twilio auth token, generic HMAC key (optional for them)
+	APIKey    string `json:"api_key"`  // Mango vpbx_api_key (required for Mango)
+	APISalt   string `json:"api_salt"` // Mango vpbx_api_salt (required for Mango)
+	Timezone  string `json:"timezone"` // for provider times without a zone; the counter's when empty
+	ForwardTo string `json:"forward_to"`
+}
+
+var hookToken = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+func randomToken(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hookToken.EncodeToString(b)
+}
+
+// CreateHook adds a webhook for provider (one of providers).
+func CreateHook(ctx context.Context, db *store.DB, counterID int64, tz string, in HookInput, providers []string) (*Hook, error) {
+	if !slices.Contains(providers, in.Provider) {
+		return nil, &InvalidError{"provider", fmt.Sprintf("%q is not one of %s", in.Provider, strings.Join(providers, ", "))}
+	}
+	if in.Provider == "mango" && (in.APIKey == "" || in.APISalt == "") {
+		return nil, &InvalidError{"api_key", "Mango signs every request: give the VPBX API key and salt (api_key, api_salt)"}
+	}
+	for _, f := range []struct{ name, v string }{{"name", in.Name}, {"secret", in.Secret}, {"api_key", in.APIKey}, {"api_salt", in.APISalt}, {"forward_to", in.ForwardTo}} {
+		if len(f.v) > 500 || !utf8.ValidString(f.v) {
+			return nil, &InvalidError{f.name, "is longer than 500 characters"}
+		}
+	}
+	if in.Timezone == "" {
+		in.Timezone = tz
+	}
+	if _, err := time.LoadLocation(in.Timezone); err != nil {
+		return nil, &InvalidError{"timezone", fmt.Sprintf("%q is not an IANA time zone such as Europe/Moscow", in.Timezone)}
+	}
+	h := &Hook{CounterID: counterID, ID: randomToken(8), Provider: in.Provider, Name: strings.TrimSpace(in.Name), Token: randomToken(20),
+		Secret: in.Secret, APIKey: in.APIKey, APISalt: in.APISalt, Timezone: in.Timezone, ForwardTo: strings.TrimSpace(in.ForwardTo),
+		CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
+	if h.Name == "" {
+		h.Name = h.Provider
+	}
+	_, err := db.Writer().ExecContext(ctx, `INSERT INTO call_hooks (counter_id, id, provider, name, token, secret, api_key, api_salt, timezone, forward_to, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		counterID, h.ID, h.Provider, h.Name, h.Token, h.Secret, h.APIKey, h.APISalt, h.Timezone, h.ForwardTo, h.CreatedAt)
+	if err != nil {
+		return nil, fmt.Errorf("calltracking: create hook: %w", err)
+	}
+	h.fill()
+	return h, nil
+}
+
+func (h *Hook) fill() {
+	h.Path = "/hooks/calls/" + h.Provider + "/" + h.Token
+	h.HasSecret = h.Secret != "" || h.APIKey != ""
+}
+
+// Location is the zone the hook reads zoneless provider times in.
+func (h *Hook) Location() *time.Location {
+	loc, err := time.LoadLocation(h.Timezone)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}
+
+const hookColumns = `counter_id, id, provider, name, token, secret, api_key, api_salt, timezone, forward_to, created_at, revoked_at`
+
+func scanHook(row interface{ Scan(...any) error }) (*Hook, error) {
+	h := &Hook{}
+	var revoked sql.NullTime
+	if err := row.Scan(&h.CounterID, &h.ID, &h.Provider, &h.Name, &h.Token, &h.Secret, &h.APIKey, &h.APISalt,
+		&h.Timezone, &h.ForwardTo, &h.CreatedAt, &revoked); err != nil {
+		return nil, err
+	}
+	if revoked.Valid {
+		h.RevokedAt = &revoked.Time
+	}
+	h.fill()
+	return h, nil
+}
+
+// HookByToken finds the live hook of provider with token; ErrNotFound when
+// there is none (whether or not the counter exists: the answer is the same).
+func HookByToken(ctx context.Context, db *store.DB, provider, token string) (*Hook, error) {
+	h, err := scanHook(db.Reader().QueryRowContext(ctx, `SELECT `+hookColumns+` FROM call_hooks
+		WHERE token = $1 AND provider = $2 AND revoked_at IS NULL`, token, provider))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("calltracking: hook: %w", err)
+	}
+	return h, nil
+}
+
+// GetHook returns one of the counter's hooks.
+func GetHook(ctx context.Context, db *store.DB, counterID int64, id string) (*Hook, error) {
+	h, err := scanHook(db.Reader().QueryRowContext(ctx, `SELECT `+hookColumns+` FROM call_hooks WHERE counter_id = $1 AND id = $2`, counterID, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("calltracking: hook %s: %w", id, err)
+	}
+	return h, nil
+}
+
+// Hooks returns the counter's hooks.
+func Hooks(ctx context.Context, db *store.DB, counterID int64) ([]*Hook, error) {
+	rows, err := db.Reader().QueryContext(ctx, `SELECT `+hookColumns+` FROM call_hooks WHERE counter_id = $1 ORDER BY created_at, id`, counterID)
+	if err != nil {
+		return nil, fmt.Errorf("calltracking: hooks: %w", err)
+	}
+	defer rows.Close()
+	out := []*Hook{}
+	for rows.Next() {
+		h, err := scanHook(rows)
+		if err != nil {
+			return nil, fmt.Errorf("calltracking: hooks: %w", err)
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// RevokeHook stops a hook: its URL answers 404 from now on.
+func RevokeHook(ctx context.Context, db *store.DB, counterID int64, id string) error {
+	res, err := db.Writer().ExecContext(ctx, `UPDATE call_hooks SET revoked_at = $3 WHERE counter_id = $1 AND id = $2 AND revoked_at IS NULL`,
+		counterID, id, time.Now().UTC())
+	if err != nil {
+		return fmt.Errorf("calltracking: revoke hook: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Failure is a webhook request that could not be read, kept whole for the
+// operator to inspect and replay once the cause is fixed.
+type Failure struct {
+	ID          int64       `json:"id"`
+	HookID      string      `json:"hook_id"`
+	Provider    string      `json:"provider"`
+	ReceivedAt  time.Time   `json:"received_at"`
+	Method      string      `json:"method"`
+	Subpath     string      `json:"subpath"`
+	Query       string      `json:"query"`
+	Header      http.Header `json:"headers"`
+	Body        string      `json:"body"`
+	Error       string      `json:"error"`
+	Field       string      `json:"field,omitempty"`
+	ReplayedAt  *time.Time  `json:"replayed_at"`
+	ReplayError string      `json:"replay_error,omitempty"`
+}
+
+// SaveFailure keeps a request that failed.
+func SaveFailure(ctx context.Context, db *store.DB, h *Hook, f *Failure) error {
+	headers, _ := json.Marshal(f.Header)
+	err := db.Writer().QueryRowContext(ctx, `INSERT INTO hook_failures (counter_id, hook_id, provider, received_at, method, subpath, query,
+		headers, body, error, field, replay_error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '') RETURNING id`,
+		h.CounterID, h.ID, h.Provider, f.ReceivedAt, f.Method, f.Subpath, f.Query, string(headers), []byte(f.Body), f.Error, f.Field).Scan(&f.ID)
+	if err != nil {
+		return fmt.Errorf("calltracking: keep failed webhook: %w", err)
+	}
+	return nil
+}
+
+const failureColumns = `id, hook_id, provider, received_at, method, subpath, query, headers, body, error, field, replayed_at, replay_error`
+
+func scanFailure(row interface{ Scan(...any) error }) (*Failure, error) {
+	f := &Failure{}
+	var headers string
+	var body []byte
+	var replayed sql.NullTime
+	if err := row.Scan(&f.ID, &f.HookID, &f.Provider, &f.ReceivedAt, &f.Method, &f.Subpath, &f.Query, &headers, &body,
+		&f.Error, &f.Field, &replayed, &f.ReplayError); err != nil {
+		return nil, err
+	}
+	f.Body = string(body)
+	if replayed.Valid {
+		f.ReplayedAt = &replayed.Time
+	}
+	if err := json.Unmarshal([]byte(headers), &f.Header); err != nil {
+		return nil, fmt.Errorf("failure %d: headers: %w", f.ID, err)
+	}
+	return f, nil
+}
+
+// Failures returns the counter's failed webhook requests, newest first.
+func Failures(ctx context.Context, db *store.DB, counterID int64, limit int) ([]*Failure, error) {
+	rows, err := db.Reader().QueryContext(ctx, `SELECT `+failureColumns+` FROM hook_failures
+		WHERE counter_id = $1 ORDER BY received_at DESC, id DESC LIMIT $2`, counterID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("calltracking: failures: %w", err)
+	}
+	defer rows.Close()
+	out := []*Failure{}
+	for rows.Next() {
+		f, err := scanFailure(rows)
+		if err != nil {
+			return nil, fmt.Errorf("calltracking: failures: %w", err)
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// GetFailure returns one failed request.
+func GetFailure(ctx context.Context, db *store.DB, counterID, id int64) (*Failure, error) {
+	f, err := scanFailure(db.Reader().QueryRowContext(ctx, `SELECT `+failureColumns+` FROM hook_failures WHERE counter_id = $1 AND id = $2`, counterID, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("calltracking: failure %d: %w", id, err)
+	}
+	return f, nil
+}
+
+// MarkReplayed records a replay's outcome ("" = it worked).
+func MarkReplayed(ctx context.Context, db *store.DB, counterID, id int64, replayErr string) error {
+	_, err := db.Writer().ExecContext(ctx, `UPDATE hook_failures SET replayed_at = $3, replay_error = $4 WHERE counter_id = $1 AND id = $2`,
+		counterID, id, time.Now().UTC(), replayErr)
+	if err != nil {
+		return fmt.Errorf("calltracking: mark replayed: %w", err)
+	}
+	return nil
+}
