@@ -41,6 +41,7 @@ func commands() []command {
 		{"counter", "create and list counters (tracked sites): counter create|list", runCounter},
 		{"token", "manage API tokens of a counter: token create|list|revoke", runToken},
 		{"import", "import CRM orders from a file or URL: import orders", runImport},
+		{"hook", "telephony webhooks of a counter: hook create|list|revoke", runHook},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/throughline/throughline/internal/calltracking"
 	"github.com/throughline/throughline/internal/counter"
 )
 
@@ -143,9 +144,9 @@ func (c *counterFlag) required(cmd string) error {
 	return nil
 }
 
-// notFound turns counter.ErrNotFound into a message naming what is missing.
+// notFound turns a not-found error into a message naming what is missing.
 func notFound(err error, what string) error {
-	if errors.Is(err, counter.ErrNotFound) {
+	if errors.Is(err, counter.ErrNotFound) || errors.Is(err, calltracking.ErrNotFound) {
 		return fmt.Errorf("%s not found", what)
 	}
 	return err

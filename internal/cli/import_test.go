@@ -108,3 +108,32 @@ func TestImportProgress(t *testing.T) {
 		t.Errorf("progress: %q", out)
 	}
 }
+
+func TestHookCommands(t *testing.T) {
+	env := map[string]string{"THROUGHLINE_DATA_DIR": t.TempDir()}
+	r := run(t, env, "counter", "create", "--name", "Shop", "--domain", "shop.ru", "--json")
+	var c struct{ ID int64 }
+	if err := json.Unmarshal([]byte(r.stdout), &c); err != nil {
+		t.Fatal(r.stderr)
+	}
+	r = run(t, env, "hook", "create", "--counter", itoa(c.ID), "--provider", "zadarma", "--secret", "s", "--json")
+	var h struct{ ID, Path, Token string }
+	if err := json.Unmarshal([]byte(r.stdout), &h); err != nil || r.code != 0 || !strings.HasPrefix(h.Path, "/hooks/calls/zadarma/") || strings.Contains(r.stdout, `"s"`) {
+		t.Fatalf("hook create: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, env, "hook", "list", "--counter", itoa(c.ID)); r.code != 0 || !strings.Contains(r.stdout, h.Path) {
+		t.Errorf("hook list: %d %q", r.code, r.stdout)
+	}
+	if r := run(t, env, "hook", "revoke", "--counter", itoa(c.ID), h.ID); r.code != 0 {
+		t.Errorf("hook revoke: %d %q", r.code, r.stderr)
+	}
+	if r := run(t, env, "hook", "revoke", "--counter", itoa(c.ID), h.ID); r.code != 1 || !strings.Contains(r.stderr, "not found") {
+		t.Errorf("revoking twice: %d %q", r.code, r.stderr)
+	}
+	if r := run(t, env, "hook", "create", "--counter", itoa(c.ID)); r.code != 2 {
+		t.Errorf("no provider: %d %q", r.code, r.stderr)
+	}
+	if r := run(t, env, "hook", "create", "--counter", itoa(c.ID), "--provider", "mango"); r.code != 1 || !strings.Contains(r.stderr, "api_key") {
+		t.Errorf("mango without key: %d %q", r.code, r.stderr)
+	}
+}

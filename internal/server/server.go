@@ -16,9 +16,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/throughline/throughline/internal/calltracking"
 	"github.com/throughline/throughline/internal/counter"
 	"github.com/throughline/throughline/internal/crm"
 	"github.com/throughline/throughline/internal/imports"
+	"github.com/throughline/throughline/internal/leads"
 	"github.com/throughline/throughline/internal/store"
 	"github.com/throughline/throughline/internal/tracker"
 )
@@ -168,6 +170,37 @@ func (s *Server) routes() {
 	// Yandex Metrica's CRM upload API, for uploaders written for Metrica.
 	s.cdpRoutes()
 
+	// Call tracking and leads: what t.js asks for, what telephony providers
+	// report, and the API over both.
+	for path, h := range map[string]http.HandlerFunc{
+		"/numbers/lease": s.numberLease, "/numbers/heartbeat": s.numberHeartbeat, "/numbers/release": s.numberRelease,
+		"/leads/collect": s.siteLead, "/forms/capture": s.formCapture,
+	} {
+		s.handleLimited("POST "+path, tracker.MaxBodyBytes, h, true)
+		s.handleQuiet("OPTIONS "+path, s.collectPreflight)
+	}
+	s.handleLimited("/hooks/calls/{provider}/{token}", maxHookBody, s.callHook, false)
+	s.handleLimited("/hooks/calls/{provider}/{token}/{rest...}", maxHookBody, s.callHook, false)
+	s.counterAPI("GET /api/v1/counters/{id}/calls", s.listCalls)
+	s.counterAPI("GET /api/v1/counters/{id}/calls/{call}", s.getCall)
+	s.counterAPI("GET /api/v1/counters/{id}/pools", s.listPools)
+	s.counterAPI("POST /api/v1/counters/{id}/pools", s.createPool)
+	s.counterAPI("GET /api/v1/counters/{id}/pools/{pool}", s.getPool)
+	s.counterAPI("PATCH /api/v1/counters/{id}/pools/{pool}", s.updatePool)
+	s.counterAPI("DELETE /api/v1/counters/{id}/pools/{pool}", s.deletePool)
+	s.counterAPI("GET /api/v1/counters/{id}/numbers", s.listNumbers)
+	s.counterAPI("POST /api/v1/counters/{id}/numbers", s.saveNumber)
+	s.counterAPI("PATCH /api/v1/counters/{id}/numbers/{number}", s.saveNumber)
+	s.counterAPI("DELETE /api/v1/counters/{id}/numbers/{number}", s.deleteNumber)
+	s.counterAPI("GET /api/v1/counters/{id}/numbers/{number}/leases", s.numberLeases)
+	s.counterAPI("GET /api/v1/counters/{id}/hooks", s.listHooks)
+	s.counterAPI("POST /api/v1/counters/{id}/hooks", s.createHook)
+	s.counterAPI("DELETE /api/v1/counters/{id}/hooks/{hook}", s.revokeHook)
+	s.counterAPI("GET /api/v1/counters/{id}/hook-failures", s.listFailures)
+	s.counterAPI("POST /api/v1/counters/{id}/hook-failures/{failure}/replay", s.replayFailure)
+	s.counterAPI("GET /api/v1/counters/{id}/leads", s.listLeads)
+	s.counterAPI("POST /api/v1/counters/{id}/leads", s.createLead)
+
 	// Anything else under /api/ answers in JSON, as the API promises.
 	s.handle("/api/", s.apiFallback)
 }
@@ -233,7 +266,13 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var invalid *counter.InvalidError
 	var fileErr *crm.FileError
 	var taskErr *imports.InvalidError
+	var callErr *calltracking.InvalidError
+	var leadErr *leads.InvalidError
 	switch {
+	case errors.As(err, &callErr):
+		writeError(w, badRequest(callErr.Field, "%s", callErr.Error()))
+	case errors.As(err, &leadErr):
+		writeError(w, badRequest(leadErr.Field, "%s", leadErr.Error()))
 	case errors.As(err, &apiErr):
 		if apiErr.Status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="throughline"`)
@@ -245,7 +284,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, badRequest(fileErr.Column, "%s", fileErr.Message))
 	case errors.As(err, &taskErr):
 		writeError(w, badRequest(taskErr.Field, "%s", taskErr.Error()))
-	case errors.Is(err, counter.ErrNotFound), errors.Is(err, crm.ErrNotFound), errors.Is(err, imports.ErrNotFound):
+	case errors.Is(err, counter.ErrNotFound), errors.Is(err, crm.ErrNotFound), errors.Is(err, imports.ErrNotFound),
+		errors.Is(err, calltracking.ErrNotFound), errors.Is(err, leads.ErrNotFound):
 		writeError(w, errNotFound)
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; there is nobody to answer.

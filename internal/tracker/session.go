@@ -106,3 +106,7 @@ func validID(s string) bool {
 	}
 	return true
 }
+
+// ValidID reports whether s has the shape of a visitor or session id (a
+// lowercase UUID), for the other endpoints t.js sends them to.
+func ValidID(s string) bool { return validID(s) }

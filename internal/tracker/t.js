@@ -8,7 +8,7 @@
     if (w.console) console.warn('throughline: the script tag needs data-counter="<counter id>"');
     return;
   }
-  var endpoint = script.src.replace(/\/t\.js([?#].*)?$/, '') + '/collect';
+  var base = script.src.replace(/\/t\.js([?#].*)?$/, ''), endpoint = base + '/collect';
   var ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
   var UUID = '_tl_uuid', SID = '_tl_sid', YEAR = 31536000;
 
@@ -71,12 +71,113 @@
 
   function setSID(s) {
     if (!s || !ID.test(s)) return;
+    var first = !sid || s !== sid;
     if (s !== sid) {
       sid = s;
       setCookie(SID, sid, 0);
       save('sessionStorage', SID, sid);
     }
     fillForms();
+    if (first) lease();
+  }
+
+  // post sends JSON (as text/plain: no CORS preflight) to one of the
+  // server's endpoints and calls back with (status, parsed body or null).
+  function post(path, data, cb) {
+    if (!w.fetch) return;
+    data.counter = counter;
+    data.sid = sid;
+    data.uuid = uuid;
+    w.fetch(base + path, {
+      method: 'POST', body: JSON.stringify(data), keepalive: true, credentials: 'omit',
+      headers: { 'Content-Type': 'text/plain;charset=UTF-8' }
+    }).then(function (r) {
+      if (!cb) return;
+      if (r.status !== 200 && r.status !== 201) return cb(r.status, null);
+      r.json().then(function (b) { cb(r.status, b); }, function () { cb(r.status, null); });
+    }, function () { if (cb) cb(0, null); });
+  }
+
+  // Dynamic number insertion: the server lends this session a tracked
+  // number, shown instead of the site's own phone — in the elements the
+  // counter's selector names and wherever the site's phone is written —
+  // keeping the page's own formatting. Any failure leaves the page as it is.
+  var shown = null, dni = null, capture = false, beat = 0;
+  function digits(s) { return s.replace(/\D/g, ''); }
+  function samePhone(a, b) { return a.length >= 10 && a.slice(-10) === b.slice(-10); }
+  // reformat writes number's digits into text's digit positions, from the
+  // right: "8 (800) 555-35-35" with 74951112233 reads "8 (495) 111-22-33".
+  function reformat(text, number) {
+    var n = number.length, out = '';
+    for (var i = text.length - 1; i >= 0; i--) {
+      var ch = text.charAt(i);
+      out = (/\d/.test(ch) && n > 0 && (number.length - n) < 10 ? number.charAt(--n) : ch) + out;
+    }
+    return out;
+  }
+  var PHONE = /\+?\d[\d\s().\u00a0-]{8,}\d/g;
+  function replaceIn(node, all) {
+    if (node.nodeType === 3) {
+      var t = node.nodeValue, r = t.replace(PHONE, function (m) {
+        var dg = digits(m);
+        return (all || (dni.phone && samePhone(dg, dni.phone))) && !samePhone(dg, shown.number) ? reformat(m, shown.number) : m;
+      });
+      if (r !== t) node.nodeValue = r;
+      return;
+    }
+    if (node.nodeType !== 1 || /^(SCRIPT|STYLE|TEXTAREA|INPUT)$/.test(node.tagName)) return;
+    if (node.tagName === 'A') {
+      var href = node.getAttribute('href') || '';
+      if (/^tel:/i.test(href) && (all || (dni.phone && samePhone(digits(href), dni.phone)))) node.setAttribute('href', 'tel:+' + shown.number);
+    }
+    for (var c = node.firstChild; c; c = c.nextSibling) replaceIn(c, all);
+  }
+  function insertNumber() {
+    if (!shown || !dni || !d.body) return;
+    if (dni.phone) replaceIn(d.body, false);
+    if (dni.selector) {
+      try {
+        var els = d.querySelectorAll(dni.selector);
+        for (var i = 0; i < els.length; i++) replaceIn(els[i], true);
+      } catch (e) { /* a selector the browser cannot read */ }
+    }
+  }
+  function lease() {
+    post('/numbers/lease', {}, function (status, b) {
+      if (!b) return;
+      capture = b.capture_forms;
+      dni = b.dni;
+      shown = b.number && b.number.number ? b.number : null;
+      insertNumber();
+      clearInterval(beat);
+      if (shown && shown.lease_id) beat = setInterval(heartbeat, (b.heartbeat_s || 60) * 1000);
+    });
+  }
+  function heartbeat() {
+    if (d.visibilityState === 'hidden' || !shown) return;
+    post('/numbers/heartbeat', { lease_id: shown.lease_id }, function (status) {
+      if (status === 410) lease(); // it ended (the tab slept): ask again, likely for the same number
+    });
+  }
+  d.addEventListener('visibilitychange', function () { if (d.visibilityState === 'visible' && shown) heartbeat(); });
+  w.addEventListener('pagehide', function () {
+    if (shown && shown.lease_id && navigator.sendBeacon) {
+      navigator.sendBeacon(base + '/numbers/release', JSON.stringify({ counter: counter, sid: sid, uuid: uuid, lease_id: shown.lease_id }));
+    }
+  });
+
+  // Forms: counters that opt in receive the phones and e-mails typed into
+  // a submitted form; the server keeps only their md5.
+  function captureForm(form) {
+    if (!capture) return;
+    var phones = [], emails = [], els = form.elements || [];
+    for (var i = 0; i < els.length; i++) {
+      var el = els[i], v = (el.value || '').trim(), hint = (el.type + ' ' + el.name + ' ' + el.id).toLowerCase();
+      if (!v || el.type === 'hidden' || el.type === 'password') continue;
+      if (el.type === 'email' || /mail/.test(hint)) emails.push(v);
+      else if (el.type === 'tel' || /phone|tel|телефон/.test(hint)) phones.push(v);
+    }
+    if (phones.length || emails.length) post('/forms/capture', { phones: phones.slice(0, 10), emails: emails.slice(0, 10) });
   }
 
   // ready(): callbacks run once the server has answered the first hit, or
@@ -154,14 +255,17 @@
     for (var i = 0; i < d.forms.length; i++) fillForm(d.forms[i]);
   }
   d.addEventListener('submit', function (e) {
-    if (e.target && e.target.tagName === 'FORM') fillForm(e.target);
+    if (e.target && e.target.tagName === 'FORM') {
+      fillForm(e.target);
+      captureForm(e.target);
+    }
   }, true);
   if (w.MutationObserver) {
     var pending = false;
     new MutationObserver(function () {
       if (pending) return;
       pending = true;
-      setTimeout(function () { pending = false; fillForms(); }, 0);
+      setTimeout(function () { pending = false; fillForms(); insertNumber(); }, 0);
     }).observe(d.documentElement, { childList: true, subtree: true });
   }
   if (d.readyState === 'loading') d.addEventListener('DOMContentLoaded', fillForms);
@@ -183,8 +287,19 @@
 
   var api = {
     version: 1,
-    // The ids to pass to the CRM with an order (K50's getResultData).
-    getResultData: function () { return { sid: sid, uuid: uuid }; },
+    // The ids to pass to the CRM with an order (K50's getResultData), and
+    // the tracked number this session shows.
+    getResultData: function () {
+      return { sid: sid, uuid: uuid, phones: shown ? [{ number: shown.number, number_formatted: shown.display }] : [] };
+    },
+    // A lead (form, chat, email, callback) with this session: the site's
+    // own fields, sent with the ids; cb(ok) when the server has it.
+    sendLead: function (lead, cb) {
+      lead = lead || {};
+      post('/leads/collect', {
+        type: lead.type, subject: lead.subject, name: lead.name, phone: lead.phone, email: lead.email, comment: lead.comment
+      }, function (status) { if (typeof cb === 'function') cb(status === 201); });
+    },
     // The visitor id (Metrica's getClientID).
     getClientID: function () { return uuid; },
     ready: function (cb) {
