@@ -425,34 +425,29 @@ var ErrBadCursor = cursor.ErrBad
 
 // Calls returns a page of the counter's calls and the next page's cursor.
 func Calls(ctx context.Context, db *store.DB, counterID int64, q CallQuery) ([]*Call, string, error) {
-	where := []string{"counter_id = $1"}
-	args := []any{counterID}
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
+	f := store.NewFilter(counterID)
 	if !q.From.IsZero() {
-		where = append(where, "started_at >= "+arg(q.From))
+		f.Add("started_at >= " + f.Arg(q.From))
 	}
 	if !q.To.IsZero() {
-		where = append(where, "started_at < "+arg(q.To))
+		f.Add("started_at < " + f.Arg(q.To))
 	}
 	if q.Answered != nil {
 		if *q.Answered {
-			where = append(where, "answered = "+arg(true))
+			f.Add("answered = " + f.Arg(true))
 		} else {
-			where = append(where, "(answered IS NULL OR answered = "+arg(false)+")")
+			f.Add("(answered IS NULL OR answered = " + f.Arg(false) + ")")
 		}
 	}
 	if q.Unique != nil {
-		where = append(where, "is_unique = "+arg(*q.Unique))
+		f.Add("is_unique = " + f.Arg(*q.Unique))
 	}
 	if q.Matched != nil {
-		in := "match IN ('lease', 'after_lease', 'static')"
-		if !*q.Matched {
-			in = "match NOT IN ('lease', 'after_lease', 'static')"
+		if *q.Matched {
+			f.Add("match IN ('lease', 'after_lease', 'static')")
+		} else {
+			f.Add("match NOT IN ('lease', 'after_lease', 'static')")
 		}
-		where = append(where, in)
 	}
 	if q.Cursor != "" {
 		at, id, err := cursor.Decode(q.Cursor)
@@ -460,10 +455,10 @@ func Calls(ctx context.Context, db *store.DB, counterID int64, q CallQuery) ([]*
 		if err != nil || perr != nil {
 			return nil, "", ErrBadCursor
 		}
-		where = append(where, "(started_at < "+arg(at)+" OR (started_at = "+arg(at)+" AND id < "+arg(n)+"))")
+		f.Before("started_at", "id", at, n)
 	}
-	rows, err := db.Reader().QueryContext(ctx, `SELECT `+callColumns+` FROM calls WHERE `+strings.Join(where, " AND ")+`
-		ORDER BY started_at DESC, id DESC LIMIT `+arg(q.Limit+1), args...)
+	rows, err := db.Reader().QueryContext(ctx, `SELECT `+callColumns+` FROM calls WHERE `+f.SQL()+`
+		ORDER BY started_at DESC, id DESC LIMIT `+f.Arg(q.Limit+1), f.Args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("calltracking: calls: %w", err)
 	}

@@ -274,23 +274,18 @@ type ImportQuery struct {
 
 // ListImports returns the counter's imports, newest first.
 func ListImports(ctx context.Context, db *store.DB, counterID int64, q ImportQuery) ([]*Result, error) {
-	where := "counter_id = $1"
-	args := []any{counterID}
+	f := store.NewFilter(counterID)
 	if q.TaskID != 0 {
-		args = append(args, q.TaskID)
-		where += fmt.Sprintf(" AND task_id = $%d", len(args))
+		f.Add("task_id = " + f.Arg(q.TaskID))
 	}
 	if !q.Before.IsZero() {
-		args = append(args, q.Before)
-		where += fmt.Sprintf(" AND started_at < $%d", len(args))
+		f.Add("started_at < " + f.Arg(q.Before))
 	}
 	if q.Source != "" {
-		args = append(args, q.Source)
-		where += fmt.Sprintf(" AND source = $%d", len(args))
+		f.Add("source = " + f.Arg(q.Source))
 	}
-	args = append(args, q.Limit)
-	rows, err := db.Reader().QueryContext(ctx, `SELECT `+importColumns+` FROM crm_imports WHERE `+where+`
-		ORDER BY started_at DESC, id DESC LIMIT $`+fmt.Sprint(len(args)), args...)
+	rows, err := db.Reader().QueryContext(ctx, `SELECT `+importColumns+` FROM crm_imports WHERE `+f.SQL()+`
+		ORDER BY started_at DESC, id DESC LIMIT `+f.Arg(q.Limit), f.Args...)
 	if err != nil {
 		return nil, fmt.Errorf("crm: list imports: %w", err)
 	}

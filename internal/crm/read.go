@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/throughline/throughline/internal/cursor"
@@ -162,38 +160,33 @@ var ErrBadCursor = cursor.ErrBad
 // newest first, and returns the cursor of the next page ("" on the last).
 // Rows stream to fn, so an export of every order holds one at a time.
 func ListOrders(ctx context.Context, db *store.DB, counterID int64, q OrderQuery, fn func(*Order) error) (string, error) {
-	where := []string{"counter_id = $1"}
-	args := []any{counterID}
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
+	f := store.NewFilter(counterID)
 	if !q.From.IsZero() {
-		where = append(where, "created_at >= "+arg(q.From))
+		f.Add("created_at >= " + f.Arg(q.From))
 	}
 	if !q.To.IsZero() {
-		where = append(where, "created_at < "+arg(q.To))
+		f.Add("created_at < " + f.Arg(q.To))
 	}
 	switch q.StatusType {
 	case "":
 	case "UNMAPPED":
-		where = append(where, "status_type IS NULL")
+		f.Add("status_type IS NULL")
 	default:
-		where = append(where, "status_type = "+arg(q.StatusType))
+		f.Add("status_type = " + f.Arg(q.StatusType))
 	}
 	if q.Cursor != "" {
 		at, id, err := cursor.Decode(q.Cursor)
 		if err != nil {
 			return "", err
 		}
-		where = append(where, "(created_at < "+arg(at)+" OR (created_at = "+arg(at)+" AND order_id < "+arg(id)+"))")
+		f.Before("created_at", "order_id", at, id)
 	}
 	limit := ""
 	if q.Limit > 0 {
-		limit = " LIMIT " + arg(q.Limit+1)
+		limit = " LIMIT " + f.Arg(q.Limit+1)
 	}
-	rows, err := db.Reader().QueryContext(ctx, `SELECT `+orderColumns+` FROM crm_orders WHERE `+strings.Join(where, " AND ")+`
-		ORDER BY created_at DESC, order_id DESC`+limit, args...)
+	rows, err := db.Reader().QueryContext(ctx, `SELECT `+orderColumns+` FROM crm_orders WHERE `+f.SQL()+`
+		ORDER BY created_at DESC, order_id DESC`+limit, f.Args...)
 	if err != nil {
 		return "", fmt.Errorf("crm: list orders: %w", err)
 	}

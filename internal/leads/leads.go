@@ -206,26 +206,21 @@ var ErrBadCursor = cursor.ErrBad
 
 // List returns a page of the counter's leads and the next page's cursor.
 func List(ctx context.Context, db *store.DB, counterID int64, q Query) ([]*Lead, string, error) {
-	where := []string{"counter_id = $1"}
-	args := []any{counterID}
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
+	f := store.NewFilter(counterID)
 	if !q.From.IsZero() {
-		where = append(where, "created_at >= "+arg(q.From))
+		f.Add("created_at >= " + f.Arg(q.From))
 	}
 	if !q.To.IsZero() {
-		where = append(where, "created_at < "+arg(q.To))
+		f.Add("created_at < " + f.Arg(q.To))
 	}
 	if q.Type != "" {
-		where = append(where, "type = "+arg(q.Type))
+		f.Add("type = " + f.Arg(q.Type))
 	}
 	if q.Session != nil {
 		if *q.Session {
-			where = append(where, "sid <> ''")
+			f.Add("sid <> ''")
 		} else {
-			where = append(where, "sid = ''")
+			f.Add("sid = ''")
 		}
 	}
 	if q.Cursor != "" {
@@ -234,10 +229,10 @@ func List(ctx context.Context, db *store.DB, counterID int64, q Query) ([]*Lead,
 		if err != nil || perr != nil {
 			return nil, "", ErrBadCursor
 		}
-		where = append(where, "(created_at < "+arg(at)+" OR (created_at = "+arg(at)+" AND id < "+arg(n)+"))")
+		f.Before("created_at", "id", at, n)
 	}
-	rows, err := db.Reader().QueryContext(ctx, `SELECT `+leadColumns+` FROM leads WHERE `+strings.Join(where, " AND ")+`
-		ORDER BY created_at DESC, id DESC LIMIT `+arg(q.Limit+1), args...)
+	rows, err := db.Reader().QueryContext(ctx, `SELECT `+leadColumns+` FROM leads WHERE `+f.SQL()+`
+		ORDER BY created_at DESC, id DESC LIMIT `+f.Arg(q.Limit+1), f.Args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("leads: list: %w", err)
 	}

@@ -172,11 +172,7 @@ func (s *Server) listCalls(w http.ResponseWriter, r *http.Request, id int64) {
 		s.fail(w, r, err)
 		return
 	}
-	resp := map[string]any{"calls": calls, "next_cursor": nil}
-	if next != "" {
-		resp["next_cursor"] = next
-	}
-	writeJSON(w, http.StatusOK, resp)
+	writePage(w, "calls", calls, next)
 }
 
 func (s *Server) getCall(w http.ResponseWriter, r *http.Request, id int64) {
@@ -460,9 +456,5 @@ func (s *Server) listLeads(w http.ResponseWriter, r *http.Request, id int64) {
 		s.fail(w, r, err)
 		return
 	}
-	resp := map[string]any{"leads": ls, "next_cursor": nil}
-	if next != "" {
-		resp["next_cursor"] = next
-	}
-	writeJSON(w, http.StatusOK, resp)
+	writePage(w, "leads", ls, next)
 }

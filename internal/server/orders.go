@@ -60,11 +60,7 @@ func (s *Server) listOrders(w http.ResponseWriter, r *http.Request, id int64) {
 		s.fail(w, r, err)
 		return
 	}
-	resp := map[string]any{"orders": orders, "next_cursor": nil}
-	if next != "" {
-		resp["next_cursor"] = next
-	}
-	writeJSON(w, http.StatusOK, resp)
+	writePage(w, "orders", orders, next)
 }
 
 // orderCSVHeader are the columns of the orders export.

@@ -42,6 +42,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v) // the client may be gone; nothing to do about it
 }
 
+// writePage answers one page of a list: {"<key>": items, "next_cursor": "…"},
+// the cursor null on the last page.
+func writePage(w http.ResponseWriter, key string, items any, next string) {
+	resp := map[string]any{key: items, "next_cursor": nil}
+	if next != "" {
+		resp["next_cursor"] = next
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
 func writeError(w http.ResponseWriter, e *Error) {
 	writeJSON(w, e.Status, map[string]*Error{"error": e})
 }

@@ -42,11 +42,7 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request, id int64) 
 		s.fail(w, r, err)
 		return
 	}
-	resp := map[string]any{"sessions": sessions, "next_cursor": nil}
-	if next != "" {
-		resp["next_cursor"] = next
-	}
-	writeJSON(w, http.StatusOK, resp)
+	writePage(w, "sessions", sessions, next)
 }
 
 // getSession answers GET /api/v1/counters/{id}/sessions/{sid} with its hits.

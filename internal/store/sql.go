@@ -95,3 +95,38 @@ func (d Dialect) Greatest(a, b string) string {
 	}
 	return "MAX(" + a + ", " + b + ")"
 }
+
+// Filter builds the WHERE clause of a list query: conditions joined by AND,
+// whose parameters are numbered $1, $2… in the order they are added (on
+// both engines). Add the arguments with Arg as the conditions are written.
+type Filter struct {
+	conds []string
+	Args  []any
+}
+
+// NewFilter starts a filter with a condition on the tenant, the first key
+// of every table: "counter_id = $1".
+func NewFilter(counterID int64) *Filter {
+	f := &Filter{}
+	f.Add("counter_id = " + f.Arg(counterID))
+	return f
+}
+
+// Arg adds an argument and returns its parameter ("$3").
+func (f *Filter) Arg(v any) string {
+	f.Args = append(f.Args, v)
+	return "$" + strconv.Itoa(len(f.Args))
+}
+
+// Add adds a condition.
+func (f *Filter) Add(cond string) { f.conds = append(f.conds, cond) }
+
+// Before adds the condition of keyset pagination in descending (col, key)
+// order: rows strictly after the row (at, key) of the previous page.
+func (f *Filter) Before(col, keyCol string, at, key any) {
+	a := f.Arg(at)
+	f.Add("(" + col + " < " + a + " OR (" + col + " = " + a + " AND " + keyCol + " < " + f.Arg(key) + "))")
+}
+
+// SQL is the conditions joined by AND.
+func (f *Filter) SQL() string { return strings.Join(f.conds, " AND ") }

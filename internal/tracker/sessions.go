@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/throughline/throughline/internal/cursor"
@@ -90,28 +88,23 @@ type ListQuery struct {
 // ListSessions returns a page of a counter's sessions and the cursor of the
 // next page ("" when this is the last).
 func ListSessions(ctx context.Context, db *store.DB, counterID int64, q ListQuery) ([]Session, string, error) {
-	where := []string{"counter_id = $1"}
-	args := []any{counterID}
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
+	f := store.NewFilter(counterID)
 	if !q.From.IsZero() {
-		where = append(where, "started_at >= "+arg(q.From))
+		f.Add("started_at >= " + f.Arg(q.From))
 	}
 	if !q.To.IsZero() {
-		where = append(where, "started_at < "+arg(q.To))
+		f.Add("started_at < " + f.Arg(q.To))
 	}
 	if q.Cursor != "" {
 		at, sid, err := decodeCursor(q.Cursor)
 		if err != nil {
 			return nil, "", err
 		}
-		where = append(where, "(started_at, sid) < ("+arg(at)+", "+arg(sid)+")")
+		f.Add("(started_at, sid) < (" + f.Arg(at) + ", " + f.Arg(sid) + ")")
 	}
 	rows, err := db.Reader().QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions
-		WHERE `+strings.Join(where, " AND ")+`
-		ORDER BY started_at DESC, sid DESC LIMIT `+arg(q.Limit+1), args...)
+		WHERE `+f.SQL()+`
+		ORDER BY started_at DESC, sid DESC LIMIT `+f.Arg(q.Limit+1), f.Args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("tracker: list sessions: %w", err)
 	}
