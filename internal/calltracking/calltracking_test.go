@@ -307,3 +307,20 @@ func TestUniqueCallsAndBadCallers(t *testing.T) {
 		}
 	})
 }
+
+// A pool without numbers serves no one: the next pool whose rule matches does.
+func TestEmptyPoolIsSkipped(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		f.pool(t, "empty", calltracking.Rule{}, "74950000000")
+		f.pool(t, "real", calltracking.Rule{}, "", "74951110001")
+		f.session(t, "s1", "v1", "yandex", "cpc")
+		if s := f.assign(t, "s1", "v1", t0); s == nil || s.Kind != "lease" || s.Number != "74951110001" {
+			t.Errorf("got %+v", s)
+		}
+		pools, _ := calltracking.Pools(context.Background(), db, f.c.ID)
+		if pools[0].Shortages != 0 {
+			t.Errorf("an empty pool counted a shortage: %+v", pools[0])
+		}
+	})
+}

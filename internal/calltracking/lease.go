@@ -25,6 +25,9 @@ type Shown struct {
 	Kind    string `json:"kind"` // lease, static, fallback
 }
 
+// errEmptyPool: the pool has no active numbers; the next pool is tried.
+var errEmptyPool = errors.New("the pool has no numbers")
+
 // ErrGone means a lease has ended: the page must ask for a number again.
 var ErrGone = errors.New("the lease has ended")
 
@@ -68,15 +71,18 @@ func Assign(ctx context.Context, db *store.DB, c counter.Counter, sid, visitor s
 		if err != nil {
 			return err
 		}
-		pools, err := queryPools(ctx, tx, c.ID)
+		pools, err := queryPoolsOnly(ctx, tx, c.ID)
 		if err != nil {
 			return err
 		}
 		for _, p := range pools {
-			if !p.Rule.Matches(traffic) || len(p.Numbers) == 0 {
+			if !p.Rule.Matches(traffic) {
 				continue
 			}
 			shown, err = lease(ctx, tx, db.Dialect(), c.ID, p, sid, visitor, now, hold, cooldown)
+			if errors.Is(err, errEmptyPool) {
+				continue // a pool without numbers serves no one
+			}
 			return err
 		}
 		shown, err = staticFor(ctx, tx, c.ID, traffic)
@@ -104,6 +110,14 @@ func lease(ctx context.Context, tx *sql.Tx, d store.Dialect, counterID int64, p 
 		ORDER BY CASE WHEN holder_uuid = $4 THEN 0 ELSE 1 END, lease_end
 		LIMIT 1`+lock, counterID, p.ID, now.Add(-cooldown), visitor, now).Scan(&number)
 	if errors.Is(err, sql.ErrNoRows) {
+		var any int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM tracked_numbers
+			WHERE counter_id = $1 AND pool_id = $2 AND active LIMIT 1) AS n`, counterID, p.ID).Scan(&any); err != nil {
+			return nil, fmt.Errorf("calltracking: pool %d: %w", p.ID, err)
+		}
+		if any == 0 {
+			return nil, errEmptyPool
+		}
 		// Exhausted: count it, so the user sees the pool is too small.
 		if _, err := tx.ExecContext(ctx, `UPDATE number_pools SET shortages = shortages + 1, last_shortage_at = $3
 			WHERE counter_id = $1 AND id = $2`, counterID, p.ID, now); err != nil {

@@ -227,6 +227,15 @@ type querier interface {
 }
 
 func queryPools(ctx context.Context, q querier, counterID int64) ([]*Pool, error) {
+	pools, err := queryPoolsOnly(ctx, q, counterID)
+	if err != nil {
+		return nil, err
+	}
+	return pools, poolNumbers(ctx, q, counterID, pools)
+}
+
+// queryPoolsOnly reads the pools without their numbers.
+func queryPoolsOnly(ctx context.Context, q querier, counterID int64) ([]*Pool, error) {
 	rows, err := q.QueryContext(ctx, `SELECT `+poolColumns+` FROM number_pools WHERE counter_id = $1 ORDER BY priority, id`, counterID)
 	if err != nil {
 		return nil, fmt.Errorf("calltracking: pools: %w", err)
@@ -244,7 +253,7 @@ func queryPools(ctx context.Context, q querier, counterID int64) ([]*Pool, error
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("calltracking: pools: %w", err)
 	}
-	return out, poolNumbers(ctx, q, counterID, out)
+	return out, nil
 }
 
 func poolNumbers(ctx context.Context, q querier, counterID int64, pools []*Pool) error {
