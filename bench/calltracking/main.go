@@ -127,9 +127,9 @@ func setup(dsn string) (*bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A one-minute hold and no cooldown: a number serves a session for a
-	// minute of simulated time, then the next.
-	hold, cool := 1, 0
+	// A one-minute hold and the shortest cooldown: a number serves a
+	// session for a minute and a half of simulated time, then the next.
+	hold, cool := 1, 30
 	if c, err = counter.Update(ctx, db, c.ID, counter.Patch{LeaseHoldMinutes: &hold, LeaseCooldownSeconds: &cool}); err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -190,19 +191,32 @@ func ingest(ctx context.Context, db *store.DB, ctr counter.Counter, ev Event, re
 			}
 		}
 		if c.Ended && c.Match.Type == MatchLease && c.Match.LeaseID != "" {
-			// The call used the number; it rests from the call's end.
-			end := c.StartedAt
-			if c.WaitSeconds != nil {
-				end = end.Add(time.Duration(*c.WaitSeconds) * time.Second)
-			}
+			// The call used the number; it rests from the call's end: when
+			// the provider gives the durations, start + wait + talk; else
+			// this event's arrival. (release never goes before the page's
+			// last heartbeat.)
+			end := now
 			if c.TalkSeconds != nil {
-				end = end.Add(time.Duration(*c.TalkSeconds) * time.Second)
+				end = c.StartedAt.Add(time.Duration(*c.TalkSeconds) * time.Second)
+				if c.WaitSeconds != nil {
+					end = end.Add(time.Duration(*c.WaitSeconds) * time.Second)
+				}
+				if end.After(now) {
+					end = now
+				}
 			}
-			if end.After(now) {
-				end = now
-			}
-			if err := release(ctx, tx, ctr.ID, c.Match.LeaseID, c.Match.SID, "call", end); err != nil && !errors.Is(err, ErrGone) {
+			if err := release(ctx, tx, db.Dialect(), ctr.ID, c.Match.LeaseID, c.Match.SID, "call", end); err != nil && !errors.Is(err, ErrGone) {
 				return err
+			}
+		}
+		if (isNew || rematch) && c.Caller != "" && c.Match.Type != MatchNotIncoming {
+			// A caller's call stored late (a replay, a slow provider) makes
+			// the caller's later calls in the window not the first.
+			window := time.Duration(ctr.UniqueCallDays) * 24 * time.Hour
+			if _, err := tx.ExecContext(ctx, `UPDATE calls SET is_unique = `+db.Dialect().Bool(false)+`
+				WHERE counter_id = $1 AND caller = $2 AND started_at > $3 AND started_at <= $4 AND is_unique`,
+				ctr.ID, c.Caller, c.StartedAt, c.StartedAt.Add(window)); err != nil {
+				return fmt.Errorf("calltracking: unique calls: %w", err)
 			}
 		}
 		c.UpdatedAt = now
@@ -262,14 +276,14 @@ func merge(c *Call, ev Event) (rematch bool) {
 		c.Caller, _ = normalize.Phone(raw, "") // "" when it is not a phone: kept raw, flagged
 		rematch = true                         // uniqueness depends on the caller
 	}
-	if raw := strings.TrimSpace(ev.Tracked); raw != "" {
+	if raw := strings.TrimSpace(ev.Tracked); raw != "" && c.TrackedNumber == "" {
+		// The first event that names the dialled number decides it: later
+		// legs of a call (Mango's transfers) may name an employee's phone.
 		n, err := normalize.Phone(raw, "")
 		if err != nil {
 			n = "?" + raw // never matches a tracked number; the reason says why
 		}
-		if n != c.TrackedNumber {
-			c.TrackedNumber, rematch = n, true
-		}
+		c.TrackedNumber, rematch = n, true
 	}
 	if !ev.StartedAt.IsZero() {
 		t := ev.StartedAt.UTC().Truncate(time.Microsecond)
@@ -326,28 +340,56 @@ func matchCall(ctx context.Context, tx *sql.Tx, ctr counter.Counter, c *Call) er
 		return nil
 	}
 
-	l, err := scanLease(tx.QueryRowContext(ctx, `SELECT `+leaseColumns+` FROM number_leases
-		WHERE counter_id = $1 AND number = $2 AND leased_at <= $3 ORDER BY leased_at DESC LIMIT 1`, ctr.ID, n, t.Add(clockSkew)))
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	// The leases around the call, latest first: the one whose interval
+	// holds the call's start (10 s of clock skew forgiven at its edges), else
+	// the latest before it, if it ended less than a cooldown before.
+	rows, err := tx.QueryContext(ctx, `SELECT `+leaseColumns+` FROM number_leases
+		WHERE counter_id = $1 AND number = $2 AND leased_at <= $3 ORDER BY leased_at DESC LIMIT 3`, ctr.ID, n, t.Add(clockSkew))
+	if err != nil {
 		return fmt.Errorf("calltracking: match call: %w", err)
 	}
+	var recent []*Lease
+	for rows.Next() {
+		l, err := scanLease(rows)
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("calltracking: match call: %w", err)
+		}
+		recent = append(recent, l)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("calltracking: match call: %w", err)
+	}
+	covers := func(l *Lease, skew time.Duration) bool {
+		return !t.Before(l.LeasedAt.Add(-skew)) && !t.After(l.End().Add(skew))
+	}
+	var l *Lease
+	for _, skew := range []time.Duration{0, clockSkew} {
+		for _, cand := range recent {
+			if l == nil && covers(cand, skew) {
+				l = cand
+			}
+		}
+	}
 	cooldown := time.Duration(ctr.LeaseCooldownSeconds) * time.Second
-	if l != nil {
-		end := l.End()
-		switch {
-		case !t.After(end.Add(clockSkew)):
-			c.Match = CallMatch{Type: MatchLease, LeaseID: l.ID, SID: l.SID, UUID: l.UUID,
-				Reason: fmt.Sprintf("%s was lent to session %s from %s to %s; the call started at %s",
-					n, l.SID, stamp(l.LeasedAt), stamp(end), stamp(t))}
-		case !t.After(end.Add(cooldown)):
-			c.Match = CallMatch{Type: MatchAfterLease, LeaseID: l.ID, SID: l.SID, UUID: l.UUID,
-				Reason: fmt.Sprintf("%s was last lent to session %s until %s, %s before the call; no one had it since",
-					n, l.SID, stamp(end), t.Sub(end).Round(time.Second))}
-		}
-		if c.Match.SID != "" {
-			c.Traffic, err = sessionTraffic(ctx, tx, ctr.ID, c.Match.SID)
-			return err
-		}
+	switch {
+	case l != nil:
+		c.Match = CallMatch{Type: MatchLease, LeaseID: l.ID, SID: l.SID, UUID: l.UUID,
+			Reason: fmt.Sprintf("%s was lent to session %s from %s to %s; the call started at %s",
+				n, l.SID, stamp(l.LeasedAt), stamp(l.End()), stamp(t))}
+	case len(recent) > 0 && recent[0].LeasedAt.Before(t) && !t.After(recent[0].End().Add(cooldown)):
+		l = recent[0]
+		c.Match = CallMatch{Type: MatchAfterLease, LeaseID: l.ID, SID: l.SID, UUID: l.UUID,
+			Reason: fmt.Sprintf("%s was last lent to session %s until %s, %s before the call; no one had it since",
+				n, l.SID, stamp(l.End()), t.Sub(l.End()).Round(time.Second))}
+	}
+	if c.Match.SID != "" {
+		c.Traffic, _, err = sessionTraffic(ctx, tx, ctr.ID, c.Match.SID)
+		return err
+	}
+	if len(recent) > 0 {
+		l = recent[0]
 	}
 
 	var pool sql.NullInt64
@@ -400,9 +442,14 @@ func markUnique(ctx context.Context, tx *sql.Tx, ctr counter.Counter, c *Call) e
 	}
 	window := time.Duration(ctr.UniqueCallDays) * 24 * time.Hour
 	var n int
+	// Earlier: started before it, or at the same moment and stored before it.
+	id := c.ID
+	if id == 0 {
+		id = math.MaxInt64 // not stored yet: every stored call came first
+	}
 	err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM calls
-		WHERE counter_id = $1 AND caller = $2 AND started_at < $3 AND started_at >= $4 AND id <> $5 LIMIT 1) AS earlier`,
-		ctr.ID, c.Caller, c.StartedAt, c.StartedAt.Add(-window), c.ID).Scan(&n)
+		WHERE counter_id = $1 AND caller = $2 AND started_at >= $4 AND (started_at < $3 OR (started_at = $3 AND id < $5)) LIMIT 1) AS earlier`,
+		ctr.ID, c.Caller, c.StartedAt, c.StartedAt.Add(-window), id).Scan(&n)
 	if err != nil {
 		return fmt.Errorf("calltracking: unique call: %w", err)
 	}

@@ -68,6 +68,13 @@ func (f *fixture) assign(t *testing.T, sid, uuid string, at time.Time) *calltrac
 	return s
 }
 
+func (f *fixture) heartbeat(t *testing.T, s *calltracking.Shown, sid string, at time.Time) {
+	t.Helper()
+	if err := calltracking.Heartbeat(context.Background(), f.db, f.c, s.LeaseID, sid, at); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (f *fixture) call(t *testing.T, id, caller, tracked string, at time.Time, extra ...func(*calltracking.Event)) *calltracking.Call {
 	t.Helper()
 	ev := calltracking.Event{Provider: "generic", CallID: id, Caller: caller, Tracked: tracked, StartedAt: at}
@@ -118,21 +125,24 @@ func TestLeaseLifeCycle(t *testing.T) {
 		}
 
 		// Heartbeats keep a lease; without them it lapses after the hold.
+		if err := calltracking.Heartbeat(ctx, db, f.c, b.LeaseID, "s2", t0.Add(time.Minute)); err != nil {
+			t.Fatal(err) // s2's first heartbeat: held till 10:16
+		}
 		if err := calltracking.Heartbeat(ctx, db, f.c, a.LeaseID, "s1", t0.Add(10*time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		if err := calltracking.Heartbeat(ctx, db, f.c, a.LeaseID, "s2", t0.Add(10*time.Minute)); !errors.Is(err, calltracking.ErrGone) {
 			t.Errorf("another session renews s1's lease: %v", err)
 		}
-		if err := calltracking.Heartbeat(ctx, db, f.c, b.LeaseID, "s2", t0.Add(16*time.Minute)); !errors.Is(err, calltracking.ErrGone) {
+		if err := calltracking.Heartbeat(ctx, db, f.c, b.LeaseID, "s2", t0.Add(17*time.Minute)); !errors.Is(err, calltracking.ErrGone) {
 			t.Errorf("a lease past its 15-minute hold: %v", err)
 		}
-		// s2's number (lapsed at 10:15) rests for the 5-minute cooldown:
-		// another visitor gets it only from 10:20…
-		if c := f.assign(t, "s3", "v3", t0.Add(17*time.Minute)); c.Kind != "fallback" {
+		// s2's number (lapsed at 10:16) rests for the 5-minute cooldown:
+		// another visitor gets it only from 10:21…
+		if c := f.assign(t, "s3", "v3", t0.Add(18*time.Minute)); c.Kind != "fallback" {
 			t.Errorf("during cooldown another visitor got %+v", c)
 		}
-		c := f.assign(t, "s3", "v3", t0.Add(21*time.Minute))
+		c := f.assign(t, "s3", "v3", t0.Add(22*time.Minute))
 		if c.Kind != "lease" || c.Number != b.Number {
 			t.Errorf("after cooldown: %+v, want %s", c, b.Number)
 		}
@@ -140,7 +150,7 @@ func TestLeaseLifeCycle(t *testing.T) {
 		if err := calltracking.Release(ctx, db, f.c.ID, a.LeaseID, "s1", "page closed", t0.Add(22*time.Minute)); err != nil {
 			t.Fatal(err)
 		}
-		if back := f.assign(t, "s1b", "v1", t0.Add(22*time.Minute)); back.Kind != "lease" || back.Number != a.Number {
+		if back := f.assign(t, "s1b", "v1", t0.Add(22*time.Minute)); back == nil || back.Kind != "lease" || back.Number != a.Number {
 			t.Errorf("the same visitor's new session: %+v, want %s", back, a.Number)
 		}
 		leases, err := calltracking.Leases(ctx, db, f.c.ID, a.Number, 10)
@@ -160,6 +170,9 @@ func TestLeaseConcurrency(t *testing.T) {
 		}
 		f.pool(t, "all", calltracking.Rule{}, "74950000000", numbers...)
 		const sessions = 40
+		for i := range sessions {
+			f.session(t, fmt.Sprintf("s%d", i), fmt.Sprintf("v%d", i), "yandex", "cpc")
+		}
 		var wg sync.WaitGroup
 		got := make([]*calltracking.Shown, sessions)
 		errs := make([]error, sessions)
@@ -207,8 +220,10 @@ func TestCallMatching(t *testing.T) {
 		f.session(t, "morning", "v1", "yandex", "cpc")
 		f.session(t, "noon", "v2", "google", "cpc")
 		// The number passes from one session to another during the day.
-		m := f.assign(t, "morning", "v1", t0)                  // 10:00, lapses 10:15
+		m := f.assign(t, "morning", "v1", t0)                  // 10:00
+		f.heartbeat(t, m, "morning", t0.Add(time.Minute))      // held till 10:16
 		noon := f.assign(t, "noon", "v2", t0.Add(2*time.Hour)) // 12:00
+		f.heartbeat(t, noon, "noon", t0.Add(2*time.Hour+time.Minute))
 		if m.Number != n || noon.Number != n || m.LeaseID == noon.LeaseID {
 			t.Fatalf("%+v %+v", m, noon)
 		}
@@ -218,7 +233,7 @@ func TestCallMatching(t *testing.T) {
 			match, sid string
 		}{
 			{t0.Add(5 * time.Minute), n, calltracking.MatchLease, "morning"},
-			{t0.Add(18 * time.Minute), n, calltracking.MatchAfterLease, "morning"}, // 3 min after the hold: within the cooldown
+			{t0.Add(18 * time.Minute), n, calltracking.MatchAfterLease, "morning"}, // 2 min after the hold: within the cooldown
 			{t0.Add(40 * time.Minute), n, calltracking.MatchUnidentified, ""},      // long after: nobody
 			{t0.Add(2*time.Hour + 5*time.Minute), n, calltracking.MatchLease, "noon"},
 			{t0.Add(-time.Hour), n, calltracking.MatchUnidentified, ""}, // before any lease
@@ -321,6 +336,86 @@ func TestEmptyPoolIsSkipped(t *testing.T) {
 		pools, _ := calltracking.Pools(context.Background(), db, f.c.ID)
 		if pools[0].Shortages != 0 {
 			t.Errorf("an empty pool counted a shortage: %+v", pools[0])
+		}
+	})
+}
+
+// Cases found by review, each once a bug.
+func TestLeaseEdges(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		ctx := context.Background()
+		n := "74951110001"
+		f.pool(t, "one", calltracking.Rule{}, "", n)
+		for _, s := range [][2]string{{"s1", "v1"}, {"s2", "v2"}, {"s3", "v3"}} {
+			f.session(t, s[0], s[1], "yandex", "cpc")
+		}
+		// A final event without durations (Twilio's inbound "completed")
+		// must not end the lease at the call's start: the page showed the
+		// number through the call.
+		a := f.assign(t, "s1", "v1", t0)
+		for m := 1; m <= 11; m++ {
+			f.heartbeat(t, a, "s1", t0.Add(time.Duration(m)*time.Minute))
+		}
+		f.call(t, "long", "79161234567", n, t0.Add(time.Minute))
+		if _, err := calltracking.Ingest(ctx, db, f.c, calltracking.Event{Provider: "generic", CallID: "long", Final: true}, t0.Add(11*time.Minute+5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if s := f.assign(t, "s2", "v2", t0.Add(11*time.Minute+10*time.Second)); s != nil {
+			t.Fatalf("the number went to another visitor while its caller's page still showed it: %+v", s)
+		}
+		if c := f.call(t, "again", "79161234567", n, t0.Add(11*time.Minute+30*time.Second)); c.Match.SID != "s1" {
+			t.Errorf("a second call from the same page: %+v", c.Match)
+		}
+		// A number lent right now cannot be deleted; once deleted and added
+		// back, it still rests after its last lease.
+		b := f.assign(t, "s2", "v2", t0.Add(20*time.Minute))
+		if b == nil {
+			t.Fatal("no number after the cooldown")
+		}
+		f.heartbeat(t, b, "s2", t0.Add(21*time.Minute))
+		// A renewal for a lease whose number moved on is refused.
+		if err := calltracking.Heartbeat(ctx, db, f.c, a.LeaseID, "s1", t0.Add(22*time.Minute)); !errors.Is(err, calltracking.ErrGone) {
+			t.Errorf("s1 renewed a lease whose number is s2's: %v", err)
+		}
+		// A call stored late makes the caller's later call not the first.
+		later := f.call(t, "u-late", "79990000001", n, t0.Add(5*time.Hour))
+		f.call(t, "u-early", "79990000001", n, t0.Add(4*time.Hour))
+		got, _ := calltracking.GetCall(ctx, db, f.c.ID, later.ID)
+		if !later.Unique || got.Unique {
+			t.Errorf("unique: stored first %v, after the earlier call arrived %v", later.Unique, got.Unique)
+		}
+	})
+}
+
+func TestDeletingALiveNumberIsRefused(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		ctx := context.Background()
+		n := "74951110001"
+		f.pool(t, "one", calltracking.Rule{}, "", n)
+		f.session(t, "s1", "v1", "yandex", "cpc")
+		f.session(t, "s2", "v2", "yandex", "cpc")
+		now := time.Now()
+		if s := f.assign(t, "s1", "v1", now); s == nil {
+			t.Fatal("no number")
+		}
+		var ie *calltracking.InvalidError
+		if err := calltracking.DeleteNumber(ctx, db, f.c.ID, n); !errors.As(err, &ie) {
+			t.Fatalf("deleting a lent number: %v", err)
+		}
+		// Released, deleted and added back: it still rests after the lease.
+		var lease string
+		db.Reader().QueryRow(`SELECT id FROM number_leases WHERE number = $1`, n).Scan(&lease)
+		if err := calltracking.Release(ctx, db, f.c.ID, lease, "s1", "page closed", now); err != nil {
+			t.Fatal(err)
+		}
+		if err := calltracking.DeleteNumber(ctx, db, f.c.ID, n); err != nil {
+			t.Fatal(err)
+		}
+		f.pool(t, "two", calltracking.Rule{}, "", n)
+		if s := f.assign(t, "s2", "v2", now.Add(time.Minute)); s != nil {
+			t.Errorf("a re-added number skipped its cooldown: %+v", s)
 		}
 	})
 }

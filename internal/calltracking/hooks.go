@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -189,6 +190,7 @@ type Failure struct {
 	Method      string      `json:"method"`
 	Subpath     string      `json:"subpath"`
 	Query       string      `json:"query"`
+	URL         string      `json:"-"` // as received, with the hook's token: Twilio's signature covers it
 	Header      http.Header `json:"headers"`
 	Body        string      `json:"body"`
 	Error       string      `json:"error"`
@@ -197,26 +199,47 @@ type Failure struct {
 	ReplayError string      `json:"replay_error,omitempty"`
 }
 
-// SaveFailure keeps a request that failed.
-func SaveFailure(ctx context.Context, db *store.DB, h *Hook, f *Failure) error {
-	headers, _ := json.Marshal(f.Header)
-	err := db.Writer().QueryRowContext(ctx, `INSERT INTO hook_failures (counter_id, hook_id, provider, received_at, method, subpath, query,
-		headers, body, error, field, replay_error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '') RETURNING id`,
-		h.CounterID, h.ID, h.Provider, f.ReceivedAt, f.Method, f.Subpath, f.Query, string(headers), []byte(f.Body), f.Error, f.Field).Scan(&f.ID)
-	if err != nil {
-		return fmt.Errorf("calltracking: keep failed webhook: %w", err)
-	}
-	return nil
+// MaxFailuresPerHook bounds what a hook's failures may take: anyone who
+// has a hook's URL can send it junk, signed or not.
+const MaxFailuresPerHook = 1000
+
+// Masked is the failure as the API shows it: Mango's vpbx_api_key, which
+// its requests carry in the body, hidden.
+func (f *Failure) Masked() *Failure {
+	m := *f
+	m.Body = mangoKey.ReplaceAllString(f.Body, "${1}xxxxx")
+	return &m
 }
 
-const failureColumns = `id, hook_id, provider, received_at, method, subpath, query, headers, body, error, field, replayed_at, replay_error`
+var mangoKey = regexp.MustCompile(`(vpbx_api_key=)[^&]*`)
+
+// SaveFailure keeps a request that failed (the hook's oldest beyond
+// MaxFailuresPerHook are dropped).
+func SaveFailure(ctx context.Context, db *store.DB, h *Hook, f *Failure) error {
+	headers, _ := json.Marshal(f.Header)
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `INSERT INTO hook_failures (counter_id, hook_id, provider, received_at, method, subpath, url, query,
+			headers, body, error, field, replay_error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, '') RETURNING id`,
+			h.CounterID, h.ID, h.Provider, f.ReceivedAt, f.Method, f.Subpath, f.URL, f.Query, string(headers), []byte(f.Body), f.Error, f.Field).Scan(&f.ID)
+		if err != nil {
+			return fmt.Errorf("calltracking: keep failed webhook: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM hook_failures WHERE counter_id = $1 AND hook_id = $2 AND id <= $3`,
+			h.CounterID, h.ID, f.ID-MaxFailuresPerHook); err != nil {
+			return fmt.Errorf("calltracking: drop old failures: %w", err)
+		}
+		return nil
+	})
+}
+
+const failureColumns = `id, hook_id, provider, received_at, method, subpath, url, query, headers, body, error, field, replayed_at, replay_error`
 
 func scanFailure(row interface{ Scan(...any) error }) (*Failure, error) {
 	f := &Failure{}
 	var headers string
 	var body []byte
 	var replayed sql.NullTime
-	if err := row.Scan(&f.ID, &f.HookID, &f.Provider, &f.ReceivedAt, &f.Method, &f.Subpath, &f.Query, &headers, &body,
+	if err := row.Scan(&f.ID, &f.HookID, &f.Provider, &f.ReceivedAt, &f.Method, &f.Subpath, &f.URL, &f.Query, &headers, &body,
 		&f.Error, &f.Field, &replayed, &f.ReplayError); err != nil {
 		return nil, err
 	}

@@ -16,6 +16,10 @@ import (
 // HeartbeatSeconds is how often t.js renews a lease while its page is open.
 const HeartbeatSeconds = 60
 
+// firstHold is how long a new lease lasts before its page's first
+// heartbeat renews it for the counter's full hold.
+const firstHold = 3 * HeartbeatSeconds * time.Second
+
 // Shown is what a session is to show instead of the site's own phone.
 type Shown struct {
 	Number  string `json:"number"`  // normalised
@@ -50,27 +54,40 @@ func Assign(ctx context.Context, db *store.DB, c counter.Counter, sid, visitor s
 	cooldown := time.Duration(c.LeaseCooldownSeconds) * time.Second
 	var shown *Shown
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		// Only a recorded session of this visitor gets a number: t.js asks
+		// after its first pageview is stored, and a script that makes ids up
+		// cannot drain the pool.
+		traffic, owner, err := sessionTraffic(ctx, tx, c.ID, sid)
+		if err != nil {
+			return err
+		}
+		if owner != visitor {
+			return nil
+		}
 		// The session holds a number already (another tab, a reload).
+		lock := ""
+		if db.Dialect() == store.Postgres {
+			lock = " FOR UPDATE" // a release racing this renewal waits, and is then seen
+		}
 		var leaseID, number string
 		var poolID int64
-		err := tx.QueryRowContext(ctx, `SELECT id, number, pool_id FROM number_leases
+		err = tx.QueryRowContext(ctx, `SELECT id, number, pool_id FROM number_leases
 			WHERE counter_id = $1 AND sid = $2 AND released_at IS NULL AND expires_at > $3
-			ORDER BY leased_at DESC LIMIT 1`, c.ID, sid, now).Scan(&leaseID, &number, &poolID)
+			ORDER BY leased_at DESC LIMIT 1`+lock, c.ID, sid, now).Scan(&leaseID, &number, &poolID)
 		switch {
 		case err == nil:
-			if err := renew(ctx, tx, c.ID, leaseID, number, now, hold); err != nil {
+			err = renew(ctx, tx, c.ID, leaseID, number, now, hold)
+			if err == nil {
+				shown = &Shown{Number: number, Display: Display(number), LeaseID: leaseID, PoolID: poolID, Kind: "lease"}
+				return nil
+			}
+			if !errors.Is(err, ErrGone) {
 				return err
 			}
-			shown = &Shown{Number: number, Display: Display(number), LeaseID: leaseID, PoolID: poolID, Kind: "lease"}
-			return nil
 		case !errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("calltracking: assign: current lease: %w", err)
 		}
 
-		traffic, err := sessionTraffic(ctx, tx, c.ID, sid)
-		if err != nil {
-			return err
-		}
 		pools, err := queryPoolsOnly(ctx, tx, c.ID)
 		if err != nil {
 			return err
@@ -136,12 +153,15 @@ func lease(ctx context.Context, tx *sql.Tx, d store.Dialect, counterID int64, p 
 		return nil, fmt.Errorf("calltracking: lease id: %w", err)
 	}
 	leaseID := id.String()
+	// Until its page's first heartbeat a lease is held briefly: a page that
+	// never shows (a prefetch, a script) gives its number back soon.
+	first := min(hold, firstHold)
 	if _, err := tx.ExecContext(ctx, `INSERT INTO number_leases (counter_id, id, pool_id, number, sid, uuid, leased_at, last_seen_at, expires_at, release_reason)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, '')`, counterID, leaseID, p.ID, number, sid, visitor, now, now.Add(hold)); err != nil {
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, '')`, counterID, leaseID, p.ID, number, sid, visitor, now, now.Add(first)); err != nil {
 		return nil, fmt.Errorf("calltracking: lease %s: %w", number, err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE tracked_numbers SET holder_uuid = $3, lease_id = $4, lease_end = $5
-		WHERE counter_id = $1 AND number = $2`, counterID, number, visitor, leaseID, now.Add(hold)); err != nil {
+		WHERE counter_id = $1 AND number = $2`, counterID, number, visitor, leaseID, now.Add(first)); err != nil {
 		return nil, fmt.Errorf("calltracking: lease %s: %w", number, err)
 	}
 	return &Shown{Number: number, Display: Display(number), LeaseID: leaseID, PoolID: p.ID, Kind: "lease"}, nil
@@ -171,29 +191,42 @@ func staticFor(ctx context.Context, tx *sql.Tx, counterID int64, t Traffic) (*Sh
 	return nil, rows.Err()
 }
 
-// sessionTraffic reads a session's source; an unknown session has none.
-func sessionTraffic(ctx context.Context, q querier, counterID int64, sid string) (Traffic, error) {
+// sessionTraffic reads a session's source and visitor; an unknown session
+// has neither.
+func sessionTraffic(ctx context.Context, q querier, counterID int64, sid string) (Traffic, string, error) {
 	var t Traffic
-	err := q.QueryRowContext(ctx, `SELECT traffic_type, source, medium, utm_campaign FROM sessions WHERE counter_id = $1 AND sid = $2`,
-		counterID, sid).Scan(&t.Type, &t.Source, &t.Medium, &t.Campaign)
+	var visitor string
+	err := q.QueryRowContext(ctx, `SELECT traffic_type, source, medium, utm_campaign, uuid FROM sessions WHERE counter_id = $1 AND sid = $2`,
+		counterID, sid).Scan(&t.Type, &t.Source, &t.Medium, &t.Campaign, &visitor)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Traffic{}, nil
+		return Traffic{}, "", nil
 	}
 	if err != nil {
-		return t, fmt.Errorf("calltracking: session %s: %w", sid, err)
+		return t, "", fmt.Errorf("calltracking: session %s: %w", sid, err)
 	}
-	return t, nil
+	return t, visitor, nil
 }
 
-// renew keeps a lease alive for another hold period.
+// renew keeps a lease alive for another hold period — only while it is
+// live and its number is still on it; else ErrGone. (A heartbeat that
+// waited for the database while the lease ran out and the number went to
+// someone else must not take the number back.)
 func renew(ctx context.Context, tx *sql.Tx, counterID int64, leaseID, number string, now time.Time, hold time.Duration) error {
-	if _, err := tx.ExecContext(ctx, `UPDATE number_leases SET last_seen_at = $3, expires_at = $4 WHERE counter_id = $1 AND id = $2`,
-		counterID, leaseID, now, now.Add(hold)); err != nil {
+	res, err := tx.ExecContext(ctx, `UPDATE tracked_numbers SET lease_end = $4 WHERE counter_id = $1 AND number = $2 AND lease_id = $3`,
+		counterID, number, leaseID, now.Add(hold))
+	if err != nil {
 		return fmt.Errorf("calltracking: renew lease: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE tracked_numbers SET lease_end = $4 WHERE counter_id = $1 AND number = $2 AND lease_id = $3`,
-		counterID, number, leaseID, now.Add(hold)); err != nil {
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrGone
+	}
+	res, err = tx.ExecContext(ctx, `UPDATE number_leases SET last_seen_at = $3, expires_at = $4
+		WHERE counter_id = $1 AND id = $2 AND released_at IS NULL AND expires_at > $3`, counterID, leaseID, now, now.Add(hold))
+	if err != nil {
 		return fmt.Errorf("calltracking: renew lease: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrGone // the number's row is rolled back with the transaction
 	}
 	return nil
 }
@@ -221,21 +254,26 @@ func Heartbeat(ctx context.Context, db *store.DB, c counter.Counter, leaseID, si
 // number then cools down before another visitor gets it.
 func Release(ctx context.Context, db *store.DB, counterID int64, leaseID, sid, reason string, at time.Time) error {
 	return db.Tx(ctx, func(tx *sql.Tx) error {
-		return release(ctx, tx, counterID, leaseID, sid, reason, at)
+		return release(ctx, tx, db.Dialect(), counterID, leaseID, sid, reason, at)
 	})
 }
 
-func release(ctx context.Context, tx *sql.Tx, counterID int64, leaseID, sid, reason string, at time.Time) error {
+func release(ctx context.Context, tx *sql.Tx, d store.Dialect, counterID int64, leaseID, sid, reason string, at time.Time) error {
 	at = at.UTC().Truncate(time.Microsecond)
-	res, err := tx.ExecContext(ctx, `UPDATE number_leases SET released_at = $4, release_reason = $5
-		WHERE counter_id = $1 AND id = $2 AND sid = $3 AND released_at IS NULL AND expires_at > $4`, counterID, leaseID, sid, at, reason)
+	// Never before the page's last sign of life: the number was on screen
+	// until then, and a call up to then must still find this session.
+	var number string
+	err := tx.QueryRowContext(ctx, `UPDATE number_leases SET released_at = `+d.Greatest("last_seen_at", "$4")+`, release_reason = $5
+		WHERE counter_id = $1 AND id = $2 AND sid = $3 AND released_at IS NULL AND expires_at > $4
+		RETURNING number`, counterID, leaseID, sid, at, reason).Scan(&number)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrGone
+	}
 	if err != nil {
 		return fmt.Errorf("calltracking: release lease: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrGone
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE tracked_numbers SET lease_end = $3 WHERE counter_id = $1 AND lease_id = $2`, counterID, leaseID, at); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE tracked_numbers SET lease_end = (SELECT released_at FROM number_leases WHERE counter_id = $1 AND id = $3)
+		WHERE counter_id = $1 AND number = $2 AND lease_id = $3`, counterID, number, leaseID); err != nil {
 		return fmt.Errorf("calltracking: release lease: %w", err)
 	}
 	return nil

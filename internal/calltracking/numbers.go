@@ -421,9 +421,25 @@ func SaveNumber(ctx context.Context, db *store.DB, counterID int64, in NumberInp
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	if isNew {
 		n.CreatedAt = now
+		// A number added back after it was deleted remembers its last
+		// lease, so it still rests before another visitor gets it.
+		holder, leaseID, leaseEnd := "", "", time.Unix(0, 0).UTC()
+		var released sql.NullTime
+		var expires time.Time
+		lerr := db.Reader().QueryRowContext(ctx, `SELECT uuid, id, expires_at, released_at FROM number_leases
+			WHERE counter_id = $1 AND number = $2 ORDER BY leased_at DESC LIMIT 1`, counterID, num).Scan(&holder, &leaseID, &expires, &released)
+		switch {
+		case lerr == nil:
+			leaseEnd = expires
+			if released.Valid {
+				leaseEnd = released.Time
+			}
+		case !errors.Is(lerr, sql.ErrNoRows):
+			return nil, fmt.Errorf("calltracking: save number %s: %w", num, lerr)
+		}
 		_, err = db.Writer().ExecContext(ctx, `INSERT INTO tracked_numbers (counter_id, number, pool_id, source, medium, campaign, rule, active,
-			holder_uuid, lease_id, lease_end, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '', '', $9, $10)`,
-			counterID, n.Number, pool, n.Source.Source, n.Source.Medium, n.Source.Campaign, rule, n.Active, time.Unix(0, 0).UTC(), now)
+			holder_uuid, lease_id, lease_end, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			counterID, n.Number, pool, n.Source.Source, n.Source.Medium, n.Source.Campaign, rule, n.Active, holder, leaseID, leaseEnd, now)
 	} else {
 		_, err = db.Writer().ExecContext(ctx, `UPDATE tracked_numbers SET pool_id = $3, source = $4, medium = $5, campaign = $6, rule = $7, active = $8
 			WHERE counter_id = $1 AND number = $2`, counterID, n.Number, pool, n.Source.Source, n.Source.Medium, n.Source.Campaign, rule, n.Active)
@@ -435,7 +451,17 @@ func SaveNumber(ctx context.Context, db *store.DB, counterID int64, in NumberInp
 }
 
 // DeleteNumber removes a tracked number; its lease history and calls stay.
+// A number lent to a session right now is refused: deactivate it instead
+// (active: false), and delete it once the lease has ended.
 func DeleteNumber(ctx context.Context, db *store.DB, counterID int64, number string) error {
+	var live int
+	if err := db.Reader().QueryRowContext(ctx, `SELECT count(*) FROM number_leases
+		WHERE counter_id = $1 AND number = $2 AND released_at IS NULL AND expires_at > $3`, counterID, number, time.Now().UTC()).Scan(&live); err != nil {
+		return fmt.Errorf("calltracking: delete number %s: %w", number, err)
+	}
+	if live > 0 {
+		return &InvalidError{"number", fmt.Sprintf("%s is lent to a session now: deactivate it (active: false) and delete it when the lease ends", number)}
+	}
 	res, err := db.Writer().ExecContext(ctx, `DELETE FROM tracked_numbers WHERE counter_id = $1 AND number = $2`, counterID, number)
 	if err != nil {
 		return fmt.Errorf("calltracking: delete number %s: %w", number, err)

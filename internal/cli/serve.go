@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -25,7 +26,9 @@ func runServe(ctx context.Context, cio cmdIO, args []string) error {
 	var d dataFlags
 	var addr, shutdownTimeout, proxies, rateText, burstText, batchText, delayText string
 	var ff feedFlags
+	var publicURL string
 	f := newFlagSet("serve", "serve [flags]", cio.stdout)
+	f.stringVar(&publicURL, "public-url", "THROUGHLINE_PUBLIC_URL", "", "the URL providers reach this server at (https://tl.shop.ru); needed behind a reverse proxy for Twilio's signatures")
 	f.stringVar(&addr, "addr", "THROUGHLINE_ADDR", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
 	f.stringVar(&shutdownTimeout, "shutdown-timeout", "THROUGHLINE_SHUTDOWN_TIMEOUT", "30s", "how long to let in-flight requests finish on SIGINT/SIGTERM")
 	f.stringVar(&proxies, "trusted-proxies", "THROUGHLINE_TRUSTED_PROXIES", "", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed")
@@ -41,6 +44,11 @@ func runServe(ctx context.Context, cio cmdIO, args []string) error {
 	maxImport, err := ff.bytes("serve")
 	if err != nil {
 		return err
+	}
+	if publicURL != "" {
+		if u, err := url.Parse(publicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return &usageError{"serve", fmt.Sprintf("--public-url %q: want the server's base URL, such as https://tl.shop.ru", publicURL)}
+		}
 	}
 	grace, err := time.ParseDuration(shutdownTimeout)
 	if err != nil || grace <= 0 {
@@ -98,7 +106,8 @@ func runServe(ctx context.Context, cio cmdIO, args []string) error {
 		Version: buildinfo.Version(), Logger: log,
 		Collector:   tracker.Config{MaxBatch: maxBatch, MaxDelay: maxDelay},
 		CollectRate: rate, CollectBurst: burst, TrustedProxies: trusted,
-		Imports: server.ImportsConfig{AllowPrivateFeeds: ff.allowPrivate, MaxBytes: maxImport, TempDir: spool},
+		Imports:   server.ImportsConfig{AllowPrivateFeeds: ff.allowPrivate, MaxBytes: maxImport, TempDir: spool},
+		PublicURL: strings.TrimRight(publicURL, "/"),
 	})
 	srv := &http.Server{
 		Handler:           handler,

@@ -241,7 +241,9 @@ func Update(ctx context.Context, db *store.DB, id int64, p Patch) (Counter, erro
 		min, max int
 	}{
 		{"lease_hold_minutes", p.LeaseHoldMinutes, 1, 24 * 60},
-		{"lease_cooldown_seconds", p.LeaseCooldownSeconds, 0, 24 * 3600},
+		// At least 30 s: a call is matched with 10 s of clock skew forgiven
+		// at a lease's edges, and the next holder must not be within reach.
+		{"lease_cooldown_seconds", p.LeaseCooldownSeconds, 30, 24 * 3600},
 		{"unique_call_days", p.UniqueCallDays, 1, 3650},
 	} {
 		if r.v != nil && (*r.v < r.min || *r.v > r.max) {

@@ -49,16 +49,18 @@ func (s *Server) callHook(w http.ResponseWriter, r *http.Request) {
 		subpath = "/" + rest
 	}
 	f := &calltracking.Failure{Provider: hook.Provider, ReceivedAt: time.Now().UTC().Truncate(time.Microsecond), Method: r.Method,
-		Subpath: subpath, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: string(body)}
+		Subpath: subpath, URL: s.receivedURL(r), Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: string(body)}
 	reply, err := s.ingestHook(r, hook, f)
+	if err == nil {
+		writeReply(w, reply)
+		return
+	}
 	var fe *telephony.FieldError
 	var ie *calltracking.InvalidError
 	switch {
-	case err == nil:
 	case errors.Is(err, telephony.ErrSignature):
-		s.log.Warn("call webhook: bad signature", "counter", hook.CounterID, "hook", hook.ID, "provider", hook.Provider)
-		writeError(w, &Error{Status: http.StatusUnauthorized, Code: "bad_signature", Message: "the request's signature does not match this hook's secret"})
-		return
+		s.log.Warn("call webhook: bad signature", "counter", hook.CounterID, "hook", hook.ID, "provider", hook.Provider, "err", err)
+		err = &Error{Status: http.StatusUnauthorized, Code: "bad_signature", Message: "the request's signature does not match this hook's secret"}
 	case errors.As(err, &fe), errors.As(err, &ie):
 		field, msg := "", err.Error()
 		if fe != nil {
@@ -68,16 +70,25 @@ func (s *Server) callHook(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Error, f.Field = msg, field
 		if serr := calltracking.SaveFailure(r.Context(), s.db, hook, f); serr != nil {
-			s.fail(w, r, serr)
-			return
+			s.log.Error("call webhook: could not keep a failed request", "counter", hook.CounterID, "hook", hook.ID, "err", serr)
 		}
 		s.log.Warn("call webhook: malformed; kept for replay", "counter", hook.CounterID, "hook", hook.ID, "failure", f.ID, "field", field, "err", msg)
-		writeError(w, badRequest(field, "%s (kept as failure %d for replay)", msg, f.ID))
-		return
-	default:
-		s.fail(w, r, err)
+		err = badRequest(field, "%s (kept as failure %d for replay)", msg, f.ID)
+	}
+	// Twilio's Voice URL: put the call through whatever went wrong.
+	if fwd, ok := telephony.ForwardReply(hook.Provider, telephony.Request{URL: f.URL, Subpath: f.Subpath},
+		telephony.Config{ForwardTo: hook.ForwardTo}); ok {
+		var apiErr *Error
+		if !errors.As(err, &apiErr) {
+			s.log.Error("call webhook failed; the call was forwarded untracked", "counter", hook.CounterID, "hook", hook.ID, "err", err)
+		}
+		writeReply(w, fwd)
 		return
 	}
+	s.fail(w, r, err)
+}
+
+func writeReply(w http.ResponseWriter, reply telephony.Reply) {
 	if reply.Status == 0 {
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 		return
@@ -89,6 +100,21 @@ func (s *Server) callHook(w http.ResponseWriter, r *http.Request) {
 	w.Write(reply.Body)
 }
 
+// receivedURL is the URL the provider called, which Twilio signs: on the
+// configured public URL (--public-url) when there is one — behind a reverse
+// proxy the request's own host and scheme are the proxy's — else as the
+// request says.
+func (s *Server) receivedURL(r *http.Request) string {
+	if s.cfg.PublicURL != "" {
+		return strings.TrimRight(s.cfg.PublicURL, "/") + r.URL.RequestURI()
+	}
+	u := url.URL{Scheme: "https", Host: r.Host, Path: r.URL.Path, RawQuery: r.URL.RawQuery}
+	if r.TLS == nil && r.Header.Get("X-Forwarded-Proto") != "https" {
+		u.Scheme = "http"
+	}
+	return u.String()
+}
+
 // ingestHook parses a webhook request (live, or a kept failure replayed)
 // and stores its events.
 func (s *Server) ingestHook(r *http.Request, hook *calltracking.Hook, f *calltracking.Failure) (telephony.Reply, error) {
@@ -96,12 +122,8 @@ func (s *Server) ingestHook(r *http.Request, hook *calltracking.Hook, f *calltra
 	if err != nil {
 		return telephony.Reply{}, err
 	}
-	u := url.URL{Scheme: "https", Host: r.Host, Path: hook.Path + f.Subpath, RawQuery: f.Query}
-	if r.TLS == nil && r.Header.Get("X-Forwarded-Proto") != "https" {
-		u.Scheme = "http"
-	}
 	events, reply, err := telephony.Parse(hook.Provider, telephony.Request{
-		Method: f.Method, URL: u.String(), Subpath: f.Subpath, Header: f.Header, Body: []byte(f.Body),
+		Method: f.Method, URL: f.URL, Subpath: f.Subpath, Header: f.Header, Body: []byte(f.Body),
 	}, telephony.Config{Secret: hook.Secret, Key: hook.APIKey, Salt: hook.APISalt, Location: hook.Location(),
 		ReceivedAt: f.ReceivedAt, ForwardTo: hook.ForwardTo})
 	if err != nil {
@@ -371,6 +393,9 @@ func (s *Server) listFailures(w http.ResponseWriter, r *http.Request, id int64) 
 	if err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	for i, f := range fs {
+		fs[i] = f.Masked()
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"failures": fs})
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -23,7 +24,7 @@ import (
 // session.
 func TestBrowserShowsATrackedNumberAndMatchesTheCall(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		f := newFixture(t, db)
+		f := newFixtureWith(t, db, Config{Heartbeat: time.Second})
 		ctx := context.Background()
 		shop, tok, err := counter.Create(ctx, db, counter.NewCounter{Name: "Sofas", Domain: "shop.test"})
 		if err != nil {
@@ -57,6 +58,7 @@ func TestBrowserShowsATrackedNumberAndMatchesTheCall(t *testing.T) {
 <header>Call us: <span class="header-phone">+7 800 555 3535</span></header>
 <p>Delivery questions: <a id="tel" href="tel:88005553535">8 (800) 555-35-35</a></p>
 <p>Other office: <span id="other">+7 (812) 000-00-00</span></p>
+<div class="header-phone" id="hours">Open 09.00 - 18.00, 21.11.2025</div>
 </body></html>`, f.url, shop.ID)
 		})
 		ts := httptest.NewServer(mux)
@@ -101,6 +103,43 @@ func TestBrowserShowsATrackedNumberAndMatchesTheCall(t *testing.T) {
 		if !strings.Contains(string(r.body), `"type":"lease"`) || !strings.Contains(string(r.body), `"sid":"`+p.SID+`"`) ||
 			!strings.Contains(string(r.body), `"campaign":"sofas"`) {
 			t.Errorf("the call was not matched to the browser's session %s: %s", p.SID, r.body)
+		}
+
+		// Opening hours and dates in the selector's elements are not phones.
+		if h := eval[string](t, b, `document.getElementById('hours').textContent`); h != "Open 09.00 - 18.00, 21.11.2025" {
+			t.Errorf("non-phone text changed: %q", h)
+		}
+
+		// The lease ends (a tab asleep past the hold) and the number goes
+		// out of service: the page's next heartbeat gets 410, it asks again
+		// and shows the other number — written over the page's own text,
+		// not over the old tracked number.
+		var leaseID string
+		if err := db.Reader().QueryRow(`SELECT id FROM number_leases WHERE sid = $1`, p.SID).Scan(&leaseID); err != nil {
+			t.Fatal(err)
+		}
+		// (The call above already ended it: generic events are final.)
+		if err := calltracking.Release(ctx, db, shop.ID, leaseID, p.SID, "test", time.Now()); err != nil && !errors.Is(err, calltracking.ErrGone) {
+			t.Fatal(err)
+		}
+		off := false
+		if _, err := calltracking.SaveNumber(ctx, db, shop.ID, calltracking.NumberInput{Number: &n, Active: &off}); err != nil {
+			t.Fatal(err)
+		}
+		other := "74951110001"
+		if n == other {
+			other = "74951110002"
+		}
+		eventually(t, "the page shows the new number", func() bool {
+			p = eval[page](t, b, `({header: document.querySelector('.header-phone').textContent,
+				link: document.getElementById('tel').textContent, href: document.getElementById('tel').getAttribute('href'),
+				other: document.getElementById('other').textContent,
+				phones: throughline.getResultData().phones, sid: throughline.getResultData().sid})`)
+			return len(p.Phones) == 1 && p.Phones[0].Number == other
+		})
+		if p.Link != fmt.Sprintf("8 (%s) %s-%s-%s", other[1:4], other[4:7], other[7:9], other[9:]) || p.Href != "tel:+"+other ||
+			!strings.HasSuffix(p.Header, other[7:]) {
+			t.Errorf("page after the new lease: %+v", p)
 		}
 
 		// sendLead from the page carries the session.

@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/sha1"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -317,6 +319,60 @@ func TestLeadsAndFormCapture(t *testing.T) {
 		db.Reader().QueryRow(`SELECT count(*) FROM form_captures WHERE md5 LIKE '%@%' OR md5 LIKE '7999%'`).Scan(&plain)
 		if plain != 0 {
 			t.Error("a plain value was stored")
+		}
+	})
+}
+
+// Twilio signs the URL it called: behind a proxy the server rebuilds it from
+// --public-url. Its Voice URL is answered with TwiML that puts the call
+// through even when the request cannot be used (here: a bad signature).
+func TestTwilioVoiceURLBehindAProxy(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixtureWith(t, db, Config{PublicURL: "https://tl.example"})
+		r := f.api(t, "POST", "/hooks", `{"provider": "twilio", "secret": "authtoken", "forward_to": "+74957654321"}`)
+		var hook hookResp
+		decode(t, r.body, &hook)
+		form := "CallSid=CA1&From=%2B79161234567&To=%2B74951110001&CallStatus=ringing&Direction=inbound&AccountSid=AC1"
+		sign := func(url string) string {
+			params := []string{"AccountSidAC1", "CallSidCA1", "CallStatusringing", "Directioninbound", "From+79161234567", "To+74951110001"}
+			m := hmac.New(sha1.New, []byte("authtoken"))
+			m.Write([]byte(url + strings.Join(params, "")))
+			return base64.StdEncoding.EncodeToString(m.Sum(nil))
+		}
+		signed := sign("https://tl.example" + hook.Path)
+		r = f.do(t, "POST", hook.Path, "", strings.NewReader(form), "Content-Type", "application/x-www-form-urlencoded", "X-Twilio-Signature", signed)
+		if r.status != 200 || !strings.Contains(string(r.body), "<Dial") || !strings.Contains(string(r.body), "+74957654321") ||
+			!strings.Contains(string(r.body), `action="https://tl.example`+hook.Path+`/dial"`) {
+			t.Fatalf("signed incoming call: %d %s", r.status, r.body)
+		}
+		if r := f.api(t, "GET", "/calls", ""); !strings.Contains(string(r.body), `"external_id":"CA1"`) {
+			t.Errorf("the call was not recorded: %s", r.body)
+		}
+		r = f.do(t, "POST", hook.Path, "", strings.NewReader(strings.Replace(form, "CA1", "CA2", 1)), "Content-Type", "application/x-www-form-urlencoded",
+			"X-Twilio-Signature", signed)
+		if r.status != 200 || !strings.Contains(string(r.body), "<Dial") {
+			t.Errorf("a bad signature on the Voice URL still forwards the call: %d %s", r.status, r.body)
+		}
+		if r := f.api(t, "GET", "/calls", ""); strings.Contains(string(r.body), `"external_id":"CA2"`) {
+			t.Errorf("an unsigned call was recorded: %s", r.body)
+		}
+	})
+}
+
+// A page asks for a number once per visit: one address cannot drain a pool.
+func TestNumberLeaseRateLimit(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		limited := false
+		for range 40 {
+			r := f.site(t, "/numbers/lease", fmt.Sprintf(`{"counter": %d, "sid": %q, "uuid": %q}`, f.a.ID, visitorA, visitorA), "X-Forwarded-For", "203.0.113.9")
+			if r.status == 429 {
+				limited = true
+				break
+			}
+		}
+		if !limited {
+			t.Error("40 lease requests a moment from one address were all served")
 		}
 	})
 }

@@ -46,6 +46,13 @@ type Config struct {
 
 	// Imports configures CRM uploads and import tasks.
 	Imports ImportsConfig
+
+	// PublicURL is where providers reach this server (https://tl.shop.ru):
+	// behind a reverse proxy it is how the URLs providers sign are rebuilt.
+	PublicURL string
+
+	// Heartbeat is how often t.js renews a number lease (a minute when 0).
+	Heartbeat time.Duration
 }
 
 // ImportsConfig configures CRM uploads (the Metrica-compatible API) and the
@@ -72,6 +79,7 @@ type Server struct {
 	counters  *counter.Cache
 	collector *tracker.Collector
 	limiter   *ipLimiter
+	leases    *ipLimiter // /numbers/lease: a page asks once per visit
 
 	tasks     *imports.Tasks
 	fetcher   *imports.Fetcher
@@ -88,6 +96,9 @@ func New(db *store.DB, cfg Config) *Server {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
 	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = calltracking.HeartbeatSeconds * time.Second
+	}
 	s := &Server{
 		db:      db,
 		log:     cfg.Logger,
@@ -98,6 +109,10 @@ func New(db *store.DB, cfg Config) *Server {
 		// Counters change rarely; another process's change shows within a minute.
 		counters: counter.NewCache(db, time.Minute),
 		limiter:  newIPLimiter(cfg.CollectRate, cfg.CollectBurst),
+		// A page asks for a number once per visit: one a second per address
+		// (bursts of 30) serves an office behind one address and keeps a
+		// script from draining a pool.
+		leases: newIPLimiter(1, 30),
 	}
 	cfg.Collector.Logger = cmp.Or(cfg.Collector.Logger, cfg.Logger)
 	cfg.Collector.Registerer = s.metrics.reg
@@ -179,8 +194,10 @@ func (s *Server) routes() {
 		s.handleLimited("POST "+path, tracker.MaxBodyBytes, h, true)
 		s.handleQuiet("OPTIONS "+path, s.collectPreflight)
 	}
-	s.handleLimited("/hooks/calls/{provider}/{token}", maxHookBody, s.callHook, false)
-	s.handleLimited("/hooks/calls/{provider}/{token}/{rest...}", maxHookBody, s.callHook, false)
+	for _, m := range []string{"GET", "POST"} {
+		s.handleLimited(m+" /hooks/calls/{provider}/{token}", maxHookBody, s.callHook, false)
+		s.handleLimited(m+" /hooks/calls/{provider}/{token}/{rest...}", maxHookBody, s.callHook, false)
+	}
 	s.counterAPI("GET /api/v1/counters/{id}/calls", s.listCalls)
 	s.counterAPI("GET /api/v1/counters/{id}/calls/{call}", s.getCall)
 	s.counterAPI("GET /api/v1/counters/{id}/pools", s.listPools)

@@ -101,11 +101,16 @@ type dniSettings struct {
 
 // numberLease answers POST /numbers/lease: the number this session shows.
 func (s *Server) numberLease(w http.ResponseWriter, r *http.Request) {
+	if !s.leases.allow(clientIP(r, s.cfg.TrustedProxies), time.Now()) {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: "too many number requests from this address"})
+		return
+	}
 	req, c, ok := s.siteCall(w, r)
 	if !ok {
 		return
 	}
-	resp := leaseResponse{HeartbeatS: calltracking.HeartbeatSeconds, CaptureForms: c.CaptureForms}
+	resp := leaseResponse{HeartbeatS: max(int(s.cfg.Heartbeat/time.Second), 1), CaptureForms: c.CaptureForms}
 	if c.DNISelector != "" || c.DNIPhone != "" {
 		resp.DNI = &dniSettings{Selector: c.DNISelector, Phone: c.DNIPhone}
 		if req.UUID == "" {

@@ -130,3 +130,17 @@ func (f *Filter) Before(col, keyCol string, at, key any) {
 
 // SQL is the conditions joined by AND.
 func (f *Filter) SQL() string { return strings.Join(f.conds, " AND ") }
+
+// Bool is the SQL literal of b: true/false on PostgreSQL, 1/0 on SQLite
+// (where booleans are integers).
+func (d Dialect) Bool(b bool) string {
+	switch {
+	case d == Postgres && b:
+		return "true"
+	case d == Postgres:
+		return "false"
+	case b:
+		return "1"
+	}
+	return "0"
+}

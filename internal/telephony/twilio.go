@@ -326,3 +326,19 @@ func twiml(verbs string) Reply {
 	}
 	return Reply{Status: 200, ContentType: "text/xml; charset=utf-8", Body: []byte(body)}
 }
+
+// ForwardReply is what to answer a Twilio Voice URL request that could not
+// be processed (a database error, a bad signature, a malformed body): the
+// call is still put through to the shop's line — only its tracking is lost.
+// ok is false when the request is not Twilio's incoming-call request or the
+// hook forwards nowhere.
+func ForwardReply(provider string, req Request, cfg Config) (Reply, bool) {
+	if provider != Twilio || strings.Trim(req.Subpath, "/") != "" {
+		return Reply{}, false
+	}
+	v := twilioForward(req, cfg.ForwardTo)
+	if v == "" {
+		return Reply{}, false
+	}
+	return twiml(v), true
+}

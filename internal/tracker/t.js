@@ -104,7 +104,7 @@
   // keeping the page's own formatting. Any failure leaves the page as it is.
   var shown = null, dni = null, capture = false, beat = 0;
   function digits(s) { return s.replace(/\D/g, ''); }
-  function samePhone(a, b) { return a.length >= 10 && a.slice(-10) === b.slice(-10); }
+  function samePhone(a, b) { return !!b && a.length >= 10 && a.slice(-10) === b.slice(-10); }
   // reformat writes number's digits into text's digit positions, from the
   // right: "8 (800) 555-35-35" with 74951112233 reads "8 (495) 111-22-33".
   function reformat(text, number) {
@@ -116,28 +116,49 @@
     return out;
   }
   var PHONE = /\+?\d[\d\s().\u00a0-]{8,}\d/g;
+  // Every text and link changed is remembered with what it said, so a new
+  // number (or none) is written over the page's own text, never over an
+  // earlier tracked number that may now be someone else's.
+  var changed = [];
   function replaceIn(node, all) {
     if (node.nodeType === 3) {
       var t = node.nodeValue, r = t.replace(PHONE, function (m) {
         var dg = digits(m);
-        return (all || (dni.phone && samePhone(dg, dni.phone))) && !samePhone(dg, shown.number) ? reformat(m, shown.number) : m;
+        return dg.length >= 10 && (all || samePhone(dg, dni.phone)) ? reformat(m, shown.number) : m;
       });
-      if (r !== t) node.nodeValue = r;
+      if (r !== t) {
+        changed.push([node, 'nodeValue', t]);
+        node.nodeValue = r;
+      }
       return;
     }
     if (node.nodeType !== 1 || /^(SCRIPT|STYLE|TEXTAREA|INPUT)$/.test(node.tagName)) return;
     if (node.tagName === 'A') {
       var href = node.getAttribute('href') || '';
-      if (/^tel:/i.test(href) && (all || (dni.phone && samePhone(digits(href), dni.phone)))) node.setAttribute('href', 'tel:+' + shown.number);
+      if (/^tel:/i.test(href) && (all || (dni.phone && samePhone(digits(href), dni.phone)))) {
+        changed.push([node, 'href', href]);
+        node.setAttribute('href', 'tel:+' + shown.number);
+      }
     }
     for (var c = node.firstChild; c; c = c.nextSibling) replaceIn(c, all);
   }
-  function insertNumber() {
+  function restore() {
+    for (var i = changed.length - 1; i >= 0; i--) {
+      var ch = changed[i];
+      if (ch[1] === 'href') ch[0].setAttribute('href', ch[2]); else ch[0].nodeValue = ch[2];
+    }
+    changed = [];
+  }
+  // insertNumber writes the shown number into node (the whole page when
+  // none): where the site's phone is written, and in the selector's elements.
+  function insertNumber(node) {
     if (!shown || !dni || !d.body) return;
-    if (dni.phone) replaceIn(d.body, false);
+    node = node || d.body;
+    if (dni.phone) replaceIn(node, false);
     if (dni.selector) {
       try {
-        var els = d.querySelectorAll(dni.selector);
+        if (node.nodeType === 1 && node.matches && node.matches(dni.selector)) replaceIn(node, true);
+        var els = node.querySelectorAll ? node.querySelectorAll(dni.selector) : [];
         for (var i = 0; i < els.length; i++) replaceIn(els[i], true);
       } catch (e) { /* a selector the browser cannot read */ }
     }
@@ -146,8 +167,10 @@
     post('/numbers/lease', {}, function (status, b) {
       if (!b) return;
       capture = b.capture_forms;
+      var next = b.number && b.number.number ? b.number : null;
+      if (!next || !shown || next.number !== shown.number) restore(); // back to the page's own, then the new number
       dni = b.dni;
-      shown = b.number && b.number.number ? b.number : null;
+      shown = next;
       insertNumber();
       clearInterval(beat);
       if (shown && shown.lease_id) beat = setInterval(heartbeat, (b.heartbeat_s || 60) * 1000);
@@ -261,11 +284,20 @@
     }
   }, true);
   if (w.MutationObserver) {
-    var pending = false;
-    new MutationObserver(function () {
+    var pending = false, added = [];
+    new MutationObserver(function (records) {
+      for (var i = 0; i < records.length; i++) {
+        for (var j = 0; j < records[i].addedNodes.length; j++) added.push(records[i].addedNodes[j]);
+      }
       if (pending) return;
       pending = true;
-      setTimeout(function () { pending = false; fillForms(); insertNumber(); }, 0);
+      setTimeout(function () {
+        pending = false;
+        fillForms();
+        var nodes = added;
+        added = [];
+        for (var k = 0; k < nodes.length; k++) insertNumber(nodes[k]); // only what was added
+      }, 0);
     }).observe(d.documentElement, { childList: true, subtree: true });
   }
   if (d.readyState === 'loading') d.addEventListener('DOMContentLoaded', fillForms);
@@ -296,9 +328,11 @@
     // own fields, sent with the ids; cb(ok) when the server has it.
     sendLead: function (lead, cb) {
       lead = lead || {};
-      post('/leads/collect', {
-        type: lead.type, subject: lead.subject, name: lead.name, phone: lead.phone, email: lead.email, comment: lead.comment
-      }, function (status) { if (typeof cb === 'function') cb(status === 201); });
+      api.ready(function () { // a lead needs the session: wait for the first hit's answer
+        post('/leads/collect', {
+          type: lead.type, subject: lead.subject, name: lead.name, phone: lead.phone, email: lead.email, comment: lead.comment
+        }, function (status) { if (typeof cb === 'function') cb(status === 201); });
+      });
     },
     // The visitor id (Metrica's getClientID).
     getClientID: function () { return uuid; },

@@ -130,6 +130,7 @@ CREATE TABLE hook_failures (
     received_at  timestamptz NOT NULL,
     method       text      NOT NULL,
     subpath      text      NOT NULL,
+    url          text      NOT NULL, -- the URL the provider called, as received (Twilio signs it)
     query        text      NOT NULL,
     headers      text      NOT NULL, -- JSON object
     body         bytea      NOT NULL,

@@ -13,7 +13,7 @@ ALTER TABLE counters ADD COLUMN capture_forms boolean NOT NULL DEFAULT false;
 -- A pool lends its numbers to sessions one at a time. Pools are tried by
 -- priority; a pool's rule (JSON, {} = every session) says which sessions it serves.
 CREATE TABLE number_pools (
-    id              integer   PRIMARY KEY,
+    id              integer   PRIMARY KEY AUTOINCREMENT, -- never reused: leases keep pool ids
     counter_id      integer   NOT NULL REFERENCES counters (id) ON DELETE CASCADE,
     name            text      NOT NULL,
     priority        integer   NOT NULL,
@@ -86,7 +86,7 @@ CREATE UNIQUE INDEX call_hooks_token ON call_hooks (token);
 
 -- Calls, one per provider call id, completed by the provider's later events.
 CREATE TABLE calls (
-    id             integer   PRIMARY KEY,
+    id             integer   PRIMARY KEY AUTOINCREMENT,
     counter_id     integer   NOT NULL REFERENCES counters (id) ON DELETE CASCADE,
     provider       text      NOT NULL,
     external_id    text      NOT NULL,
@@ -121,13 +121,14 @@ CREATE INDEX calls_caller ON calls (counter_id, caller, started_at);
 
 -- Webhook requests that could not be read: kept for the operator to inspect and replay.
 CREATE TABLE hook_failures (
-    id           integer   PRIMARY KEY,
+    id           integer   PRIMARY KEY AUTOINCREMENT,
     counter_id   integer   NOT NULL REFERENCES counters (id) ON DELETE CASCADE,
     hook_id      text      NOT NULL,
     provider     text      NOT NULL,
     received_at  timestamp NOT NULL,
     method       text      NOT NULL,
     subpath      text      NOT NULL,
+    url          text      NOT NULL, -- the URL the provider called, as received (Twilio signs it)
     query        text      NOT NULL,
     headers      text      NOT NULL, -- JSON object
     body         blob      NOT NULL,
@@ -140,7 +141,7 @@ CREATE INDEX hook_failures_counter ON hook_failures (counter_id, received_at);
 
 -- Leads: forms, chats, e-mails and callback requests, with the session they came from.
 CREATE TABLE leads (
-    id           integer   PRIMARY KEY,
+    id           integer   PRIMARY KEY AUTOINCREMENT,
     counter_id   integer   NOT NULL REFERENCES counters (id) ON DELETE CASCADE,
     type         text      NOT NULL, -- form, chat, email, callback
     subject      text      NOT NULL,
