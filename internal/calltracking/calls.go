@@ -221,22 +221,22 @@ func ingest(ctx context.Context, db *store.DB, ctr counter.Counter, ev Event, re
 		}
 		c.UpdatedAt = now
 		if isNew {
-			err = tx.QueryRowContext(ctx, `INSERT INTO calls (counter_id, provider, external_id, direction, caller, caller_raw, tracked_number,
+			err = tx.QueryRowContext(ctx, `INSERT INTO calls (counter_id, provider, external_id, direction, caller, caller_raw, caller_md5, tracked_number,
 				started_at, answered, talk_seconds, wait_seconds, disposition, recording_url, employee, ended,
 				match, match_reason, lease_id, sid, uuid, traffic_type, source, medium, campaign, is_unique, created_at, updated_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)
+				VALUES ($1, $2, $3, $4, $5, $6, $28, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)
 				ON CONFLICT (counter_id, provider, external_id) DO NOTHING RETURNING id`,
 				ctr.ID, c.Provider, c.ExternalID, c.Direction, c.Caller, c.callerRaw, c.TrackedNumber, c.StartedAt,
 				nullBool(c.Answered), nullInt(c.TalkSeconds), nullInt(c.WaitSeconds), c.Disposition, c.RecordingURL, c.Employee, c.Ended,
 				c.Match.Type, c.Match.Reason, c.Match.LeaseID, c.Match.SID, c.Match.UUID,
-				c.Traffic.Type, c.Traffic.Source, c.Traffic.Medium, c.Traffic.Campaign, c.Unique, c.CreatedAt, c.UpdatedAt).Scan(&c.ID)
+				c.Traffic.Type, c.Traffic.Source, c.Traffic.Medium, c.Traffic.Campaign, c.Unique, c.CreatedAt, c.UpdatedAt, md5Of(c.Caller)).Scan(&c.ID)
 			if errors.Is(err, sql.ErrNoRows) {
 				// Another event of the same call was stored between our read
 				// and this insert (PostgreSQL): apply this event to that row.
 				return errRetry
 			}
 		} else {
-			_, err = tx.ExecContext(ctx, `UPDATE calls SET direction = $3, caller = $4, caller_raw = $5, tracked_number = $6, started_at = $7,
+			_, err = tx.ExecContext(ctx, `UPDATE calls SET direction = $3, caller = $4, caller_raw = $5, caller_md5 = $26, tracked_number = $6, started_at = $7,
 				answered = $8, talk_seconds = $9, wait_seconds = $10, disposition = $11, recording_url = $12, employee = $13, ended = $14,
 				match = $15, match_reason = $16, lease_id = $17, sid = $18, uuid = $19, traffic_type = $20, source = $21, medium = $22,
 				campaign = $23, is_unique = $24, updated_at = $25
@@ -244,7 +244,7 @@ func ingest(ctx context.Context, db *store.DB, ctr counter.Counter, ev Event, re
 				ctr.ID, c.ID, c.Direction, c.Caller, c.callerRaw, c.TrackedNumber, c.StartedAt,
 				nullBool(c.Answered), nullInt(c.TalkSeconds), nullInt(c.WaitSeconds), c.Disposition, c.RecordingURL, c.Employee, c.Ended,
 				c.Match.Type, c.Match.Reason, c.Match.LeaseID, c.Match.SID, c.Match.UUID,
-				c.Traffic.Type, c.Traffic.Source, c.Traffic.Medium, c.Traffic.Campaign, c.Unique, c.UpdatedAt)
+				c.Traffic.Type, c.Traffic.Source, c.Traffic.Medium, c.Traffic.Campaign, c.Unique, c.UpdatedAt, md5Of(c.Caller))
 		}
 		if err != nil {
 			return fmt.Errorf("calltracking: store call %s: %w", c.ExternalID, err)
@@ -264,6 +264,14 @@ func ingest(ctx context.Context, db *store.DB, ctr counter.Counter, ev Event, re
 }
 
 var errRetry = errors.New("calltracking: call stored concurrently; retry")
+
+// md5Of is the md5 of a normalised value, "" for none.
+func md5Of(v string) string {
+	if v == "" {
+		return ""
+	}
+	return normalize.MD5(v)
+}
 
 // merge applies an event to its call and reports whether the inputs of
 // matching (the dialled number, the start, the direction) changed.

@@ -141,10 +141,16 @@ func Create(ctx context.Context, db *store.DB, counterID int64, in Input, origin
 	if err := resolveSession(ctx, db, counterID, l); err != nil {
 		return nil, err
 	}
-	err = db.Writer().QueryRowContext(ctx, `INSERT INTO leads (counter_id, type, subject, name, phone, phone_raw, email, comment, sid, uuid,
-		traffic_type, source, medium, campaign, origin, created_at, received_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id`,
-		counterID, l.Type, l.Subject, l.Name, l.Phone, l.PhoneRaw, l.Email, l.Comment, l.SID, l.UUID,
+	md5Of := func(v string) string {
+		if v == "" {
+			return ""
+		}
+		return normalize.MD5(v)
+	}
+	err = db.Writer().QueryRowContext(ctx, `INSERT INTO leads (counter_id, type, subject, name, phone, phone_raw, email, phone_md5, email_md5,
+		comment, sid, uuid, traffic_type, source, medium, campaign, origin, created_at, received_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING id`,
+		counterID, l.Type, l.Subject, l.Name, l.Phone, l.PhoneRaw, l.Email, md5Of(l.Phone), md5Of(l.Email), l.Comment, l.SID, l.UUID,
 		l.Traffic.Type, l.Traffic.Source, l.Traffic.Medium, l.Traffic.Campaign, l.Origin, l.CreatedAt, l.ReceivedAt).Scan(&l.ID)
 	if err != nil {
 		return nil, fmt.Errorf("leads: create: %w", err)

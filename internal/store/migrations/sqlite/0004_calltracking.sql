@@ -93,6 +93,7 @@ CREATE TABLE calls (
     direction      text      NOT NULL, -- in, out, internal, ''
     caller         text      NOT NULL, -- normalised; '' when it could not be
     caller_raw     text      NOT NULL, -- as the provider sent it
+    caller_md5     text      NOT NULL, -- md5 of caller: orders that carry only hashed phones match by it
     tracked_number text      NOT NULL, -- normalised
     started_at     timestamp NOT NULL,
     answered       boolean,
@@ -118,6 +119,7 @@ CREATE TABLE calls (
 CREATE UNIQUE INDEX calls_external ON calls (counter_id, provider, external_id);
 CREATE INDEX calls_started ON calls (counter_id, started_at, id);
 CREATE INDEX calls_caller ON calls (counter_id, caller, started_at);
+CREATE INDEX calls_caller_md5 ON calls (counter_id, caller_md5, started_at) WHERE caller_md5 <> '';
 
 -- Webhook requests that could not be read: kept for the operator to inspect and replay.
 CREATE TABLE hook_failures (
@@ -149,6 +151,8 @@ CREATE TABLE leads (
     phone        text      NOT NULL, -- normalised; '' when none or not a phone
     phone_raw    text      NOT NULL, -- as sent, when it could not be normalised
     email        text      NOT NULL,
+    phone_md5    text      NOT NULL, -- md5 of phone and email: orders that carry only hashes match by them
+    email_md5    text      NOT NULL,
     comment      text      NOT NULL,
     sid          text      NOT NULL,
     uuid         text      NOT NULL,
@@ -163,6 +167,8 @@ CREATE TABLE leads (
 CREATE INDEX leads_created ON leads (counter_id, created_at, id);
 CREATE INDEX leads_phone ON leads (counter_id, phone) WHERE phone <> '';
 CREATE INDEX leads_email ON leads (counter_id, email) WHERE email <> '';
+CREATE INDEX leads_phone_md5 ON leads (counter_id, phone_md5) WHERE phone_md5 <> '';
+CREATE INDEX leads_email_md5 ON leads (counter_id, email_md5) WHERE email_md5 <> '';
 
 -- Phones and e-mails typed into a site's forms (counters that opt in):
 -- only their md5 is kept, with the session.
