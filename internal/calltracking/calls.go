@@ -12,6 +12,7 @@ import (
 
 	"github.com/throughline/throughline/internal/counter"
 	"github.com/throughline/throughline/internal/cursor"
+	"github.com/throughline/throughline/internal/matching"
 	"github.com/throughline/throughline/internal/normalize"
 	"github.com/throughline/throughline/internal/store"
 )
@@ -210,6 +211,13 @@ func ingest(ctx context.Context, db *store.DB, ctr counter.Counter, ev Event, re
 			}
 		}
 		if (isNew || rematch) && c.Caller != "" && c.Match.Type != MatchNotIncoming {
+			// Orders of this caller may match differently now (a call that
+			// arrives after the order).
+			for _, k := range [][2]string{{matching.KeyPhone, c.Caller}, {matching.KeyPhoneMD5, md5Of(c.Caller)}} {
+				if err := matching.EnqueueByKey(ctx, tx, ctr.ID, k[0], k[1], now); err != nil {
+					return err
+				}
+			}
 			// A caller's call stored late (a replay, a slow provider) makes
 			// the caller's later calls in the window not the first.
 			window := time.Duration(ctr.UniqueCallDays) * 24 * time.Hour

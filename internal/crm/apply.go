@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/throughline/throughline/internal/matching"
 	"github.com/throughline/throughline/internal/store"
 )
 
@@ -371,6 +372,18 @@ func (a *applier) flushOrders() error {
 	a.res.Inserted += len(inserts)
 	a.res.Updated += len(updates)
 	if err := a.waitWrite(); err != nil {
+		return err
+	}
+	// New and changed orders are to be matched (in this transaction: an
+	// import that rolls back leaves the queue as it was).
+	changed := make([]string, 0, len(inserts)+len(updates))
+	for _, o := range inserts {
+		changed = append(changed, o.ID)
+	}
+	for _, o := range updates {
+		changed = append(changed, o.ID)
+	}
+	if err := matching.Enqueue(a.ctx, a.tx, a.d, a.counterID, changed, a.now); err != nil {
 		return err
 	}
 	// Write this batch while the next one is read from the spool, merged
@@ -889,6 +902,10 @@ func (a *applier) flushContacts() error {
 		}
 		m.ImportID, m.ChangedAt, m.ImportedAt = a.importID, a.now, a.now
 		args = contactArgs(args, a.counterID, m, h)
+		// The contact's orders may match differently now.
+		if err := matching.EnqueueByKey(a.ctx, a.tx, a.counterID, matching.KeyContact, m.UniqID, a.now); err != nil {
+			return err
+		}
 		if n++; n == rowsPerStatement {
 			if err := write(); err != nil {
 				return err

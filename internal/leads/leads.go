@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/throughline/throughline/internal/cursor"
+	"github.com/throughline/throughline/internal/matching"
 	"github.com/throughline/throughline/internal/normalize"
 	"github.com/throughline/throughline/internal/store"
 )
@@ -155,6 +156,13 @@ func Create(ctx context.Context, db *store.DB, counterID int64, in Input, origin
 	if err != nil {
 		return nil, fmt.Errorf("leads: create: %w", err)
 	}
+	// Orders of this customer may match differently now.
+	for _, k := range [][2]string{{matching.KeyPhone, l.Phone}, {matching.KeyEmail, l.Email},
+		{matching.KeyPhoneMD5, md5Of(l.Phone)}, {matching.KeyEmailMD5, md5Of(l.Email)}} {
+		if err := matching.EnqueueByKey(ctx, db.Writer(), counterID, k[0], k[1], now); err != nil {
+			return nil, err
+		}
+	}
 	return l, nil
 }
 
@@ -293,6 +301,13 @@ func Capture(ctx context.Context, db *store.DB, counterID int64, sid, uuid strin
 			}
 			c, _ := res.RowsAffected()
 			n += int(c)
+			kind := matching.KeyPhoneMD5
+			if k.kind == "email" {
+				kind = matching.KeyEmailMD5
+			}
+			if err := matching.EnqueueByKey(ctx, tx, counterID, kind, k.md5, now); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

@@ -1,0 +1,93 @@
+// Package matching finds, for every CRM order, the visits, calls and leads
+// behind it — strongest evidence first, the reason kept — and splits the
+// order's credit over that touch path under each attribution model.
+//
+// The ladder (design notes; issue 6): the order's sid → that session; its
+// uuid / client ids → that visitor's sessions; its caller phone → the last
+// call from that number → its session; the order's and its contact's phones
+// and e-mails (or their md5) → the last lead or call with them, and hashed
+// form captures → their sessions; the contact's client ids → sessions.
+// Only evidence from the counter's lookback window before the order counts.
+// An order with none is kept as not found.
+//
+// Orders are matched from a queue: an import enqueues the orders it wrote,
+// and late data — a call, a lead, a contact, a form capture — enqueues the
+// orders whose customer keys it carries, so matching stays incremental.
+package matching
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/throughline/throughline/internal/store"
+)
+
+// Execer runs a statement: a *sql.Tx, *sql.DB or *sql.Conn.
+type Execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// Key kinds of order_keys.
+const (
+	KeyPhone    = "phone"
+	KeyEmail    = "email"
+	KeyPhoneMD5 = "phone_md5"
+	KeyEmailMD5 = "email_md5"
+	KeyContact  = "contact"
+)
+
+// Enqueue marks orders to be matched (again).
+func Enqueue(ctx context.Context, q Execer, d store.Dialect, counterID int64, orderIDs []string, now time.Time) error {
+	for start := 0; start < len(orderIDs); start += 1000 {
+		ids := orderIDs[start:min(start+1000, len(orderIDs))]
+		args := make([]any, 0, 3*len(ids))
+		for _, id := range ids {
+			args = append(args, counterID, id, now.UTC())
+		}
+		if _, err := q.ExecContext(ctx, `INSERT INTO match_queue (counter_id, order_id, queued_at) VALUES `+d.Values(len(ids), 3)+`
+			ON CONFLICT (counter_id, order_id) DO NOTHING`, args...); err != nil {
+			return fmt.Errorf("matching: enqueue %d orders: %w", len(ids), err)
+		}
+	}
+	return nil
+}
+
+// EnqueueByKey marks the matched orders whose customer has key (kind,
+// value): late data about that customer may change their match. (Orders not
+// yet matched are in the queue already.)
+func EnqueueByKey(ctx context.Context, q Execer, counterID int64, kind, value string, now time.Time) error {
+	if value == "" {
+		return nil
+	}
+	_, err := q.ExecContext(ctx, `INSERT INTO match_queue (counter_id, order_id, queued_at)
+		SELECT counter_id, order_id, $4 FROM order_keys WHERE counter_id = $1 AND kind = $2 AND value = $3
+		ON CONFLICT (counter_id, order_id) DO NOTHING`, counterID, kind, value, now.UTC())
+	if err != nil {
+		return fmt.Errorf("matching: enqueue orders of %s %s: %w", kind, value, err)
+	}
+	return nil
+}
+
+// EnqueueAll marks every order of the counter, for a full re-match (a
+// changed lookback window, a new version of the rules).
+func EnqueueAll(ctx context.Context, db *store.DB, counterID int64, now time.Time) (int64, error) {
+	res, err := db.Writer().ExecContext(ctx, `INSERT INTO match_queue (counter_id, order_id, queued_at)
+		SELECT counter_id, order_id, $2 FROM crm_orders WHERE counter_id = $1
+		ON CONFLICT (counter_id, order_id) DO NOTHING`, counterID, now.UTC())
+	if err != nil {
+		return 0, fmt.Errorf("matching: enqueue all orders: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+// Queued returns how many orders of the counter wait to be matched.
+func Queued(ctx context.Context, db *store.DB, counterID int64) (int64, error) {
+	var n int64
+	if err := db.Reader().QueryRowContext(ctx, `SELECT count(*) FROM match_queue WHERE counter_id = $1`, counterID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("matching: queue: %w", err)
+	}
+	return n, nil
+}
