@@ -42,6 +42,7 @@ func commands() []command {
 		{"token", "manage API tokens of a counter: token create|list|revoke", runToken},
 		{"import", "import CRM orders from a file or URL: import orders", runImport},
 		{"hook", "telephony webhooks of a counter: hook create|list|revoke", runHook},
+		{"match", "match a counter's queued orders to visits, calls and leads now (serve does it in the background)", runMatch},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -181,6 +181,9 @@ func runImportOrders(ctx context.Context, cio cmdIO, args []string) error {
 		}
 	} else {
 		printImport(cio, res, time.Since(start))
+		if res.Inserted+res.Updated > 0 {
+			fmt.Fprintf(cio.stdout, "The new and changed orders are queued for matching: a running throughline serve matches them, or run: throughline match --counter %d\n", c.ID)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("import %s failed: %w", source, err)

@@ -42,6 +42,24 @@ func TestImportOrdersCommand(t *testing.T) {
 				t.Fatalf("re-import --json: %d %q %v", r.code, r.stdout, err)
 			}
 
+			// The imported orders wait for matching; match does it now.
+			r = run(t, env, "match", "--counter", itoa(c.ID))
+			if r.code != 0 || !strings.Contains(r.stdout, "Matched 2 orders of counter") || !strings.Contains(r.stdout, "2 not found") {
+				t.Fatalf("match: %d %q %q", r.code, r.stdout, r.stderr)
+			}
+			if r = run(t, env, "match", "--counter", itoa(c.ID)); r.code != 0 || !strings.Contains(r.stdout, "Matched 0 orders") {
+				t.Fatalf("match with an empty queue: %d %q", r.code, r.stdout)
+			}
+			if r = run(t, env, "match", "--counter", itoa(c.ID), "--all", "--json"); r.code != 0 || !strings.Contains(r.stdout, `"orders": 2`) {
+				t.Fatalf("match --all: %d %q", r.code, r.stdout)
+			}
+			if r = run(t, env, "match"); r.code != 2 || !strings.Contains(r.stderr, "--counter ID is required") {
+				t.Fatalf("match without a counter: %d %q", r.code, r.stderr)
+			}
+			if r = run(t, env, "match", "--counter", "999999"); r.code != 1 || !strings.Contains(r.stderr, "counter 999999 not found") {
+				t.Fatalf("match of a missing counter: %d %q", r.code, r.stderr)
+			}
+
 			// A bad row: refused whole, its line on stderr, exit 1.
 			bad := filepath.Join(dir, "bad.csv")
 			os.WriteFile(bad, []byte("date;orderId;callerPhone;sid;uuid;amount\n2024-03-01 12:00:00;F-3;;;;1\n2024-03-01;F-4;;;;many\n"), 0o600)

@@ -44,6 +44,10 @@ type Counter struct {
 	// forms, and only their md5 is stored.
 	CaptureForms bool `json:"capture_forms"`
 
+	// LookbackDays: matching counts a visit, call or lead as evidence for
+	// an order only this many days before it (seed 000: 12 months).
+	LookbackDays int `json:"lookback_days"`
+
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
@@ -56,6 +60,7 @@ const (
 	DefaultLeaseHoldMinutes      = 15
 	DefaultLeaseCooldownSeconds  = 300
 	DefaultUniqueCallDays        = 30
+	DefaultLookbackDays          = 365
 )
 
 // Location returns the counter's time zone.
@@ -169,13 +174,13 @@ func insertCounter(ctx context.Context, tx *sql.Tx, n NewCounter) (Counter, erro
 }
 
 const counterColumns = `id, name, domain, timezone, session_timeout_minutes, new_session_on_campaign,
-	dni_selector, dni_phone, lease_hold_minutes, lease_cooldown_seconds, unique_call_days, capture_forms, created_at, updated_at`
+	dni_selector, dni_phone, lease_hold_minutes, lease_cooldown_seconds, unique_call_days, capture_forms, lookback_days, created_at, updated_at`
 
 func scanCounter(row interface{ Scan(...any) error }) (Counter, error) {
 	var c Counter
 	err := row.Scan(&c.ID, &c.Name, &c.Domain, &c.Timezone, &c.SessionTimeoutMinutes, &c.NewSessionOnCampaign,
 		&c.DNISelector, &c.DNIPhone, &c.LeaseHoldMinutes, &c.LeaseCooldownSeconds, &c.UniqueCallDays, &c.CaptureForms,
-		&c.CreatedAt, &c.UpdatedAt)
+		&c.LookbackDays, &c.CreatedAt, &c.UpdatedAt)
 	return c, err
 }
 
@@ -205,6 +210,7 @@ type Patch struct {
 	LeaseCooldownSeconds  *int    `json:"lease_cooldown_seconds"`
 	UniqueCallDays        *int    `json:"unique_call_days"`
 	CaptureForms          *bool   `json:"capture_forms"`
+	LookbackDays          *int    `json:"lookback_days"`
 }
 
 // Update applies p to counter id and returns the result, or ErrNotFound.
@@ -245,6 +251,7 @@ func Update(ctx context.Context, db *store.DB, id int64, p Patch) (Counter, erro
 		// at a lease's edges, and the next holder must not be within reach.
 		{"lease_cooldown_seconds", p.LeaseCooldownSeconds, 30, 24 * 3600},
 		{"unique_call_days", p.UniqueCallDays, 1, 3650},
+		{"lookback_days", p.LookbackDays, 1, 3650},
 	} {
 		if r.v != nil && (*r.v < r.min || *r.v > r.max) {
 			return Counter{}, &InvalidError{r.field, fmt.Sprintf("must be between %d and %d", r.min, r.max)}
@@ -273,10 +280,10 @@ func Update(ctx context.Context, db *store.DB, id int64, p Patch) (Counter, erro
 		        lease_hold_minutes = COALESCE($10, lease_hold_minutes),
 		        lease_cooldown_seconds = COALESCE($11, lease_cooldown_seconds),
 		        unique_call_days = COALESCE($12, unique_call_days), capture_forms = COALESCE($13, capture_forms),
-		        updated_at = $7
+		        lookback_days = COALESCE($14, lookback_days), updated_at = $7
 		 WHERE id = $1 RETURNING `+counterColumns,
 		id, name, domain, tz, p.SessionTimeoutMinutes, p.NewSessionOnCampaign, time.Now().UTC().Truncate(time.Microsecond),
-		p.DNISelector, p.DNIPhone, p.LeaseHoldMinutes, p.LeaseCooldownSeconds, p.UniqueCallDays, p.CaptureForms))
+		p.DNISelector, p.DNIPhone, p.LeaseHoldMinutes, p.LeaseCooldownSeconds, p.UniqueCallDays, p.CaptureForms, p.LookbackDays))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Counter{}, ErrNotFound
 	}

@@ -194,6 +194,16 @@ func retypeOrders(ctx context.Context, tx *sql.Tx, d store.Dialect, counterID in
 	if err != nil {
 		return fmt.Errorf("crm: retype orders: %w", err)
 	}
+	// Their goals changed: match them again, so reports and the order
+	// webhook see the new type.
+	_, err = tx.ExecContext(ctx, `WITH m(code, type) AS (VALUES `+d.TypedValues(len(types), "text", "text")+`)
+		INSERT INTO match_queue (counter_id, order_id, queued_at)
+		SELECT o.counter_id, o.order_id, `+d.Param(len(args)+1)+` FROM crm_orders o JOIN m ON o.status = m.code
+		WHERE o.counter_id = `+d.Param(len(args))+`
+		ON CONFLICT (counter_id, order_id) DO NOTHING`, append(args, time.Now().UTC())...)
+	if err != nil {
+		return fmt.Errorf("crm: queue retyped orders for matching: %w", err)
+	}
 	return nil
 }
 

@@ -96,7 +96,13 @@ func (s *Stats) add(o Stats) {
 // until the queue is empty, a batch of BatchSize orders a transaction.
 // Several processes may run at once: each takes its own batch.
 func Run(ctx context.Context, db *store.DB, counterID int64) (Stats, error) {
-	var total Stats
+	return RunProgress(ctx, db, counterID, nil)
+}
+
+// RunProgress is Run that calls progress with the running totals after
+// each batch.
+func RunProgress(ctx context.Context, db *store.DB, counterID int64, progress func(Stats)) (Stats, error) {
+	total := Stats{ByRung: map[string]int{}}
 	for {
 		if err := ctx.Err(); err != nil {
 			return total, err
@@ -106,6 +112,9 @@ func Run(ctx context.Context, db *store.DB, counterID int64) (Stats, error) {
 			return total, err
 		}
 		total.add(st)
+		if progress != nil && n > 0 {
+			progress(total)
+		}
 		if n == 0 {
 			return total, nil
 		}

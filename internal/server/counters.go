@@ -2,8 +2,10 @@ package server
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/throughline/throughline/internal/counter"
+	"github.com/throughline/throughline/internal/matching"
 )
 
 func (s *Server) getCounter(w http.ResponseWriter, r *http.Request, id int64) {
@@ -21,11 +23,26 @@ func (s *Server) patchCounter(w http.ResponseWriter, r *http.Request, id int64) 
 		writeError(w, err)
 		return
 	}
+	old, err := counter.Get(r.Context(), s.db, id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	c, err := counter.Update(r.Context(), s.db, id, p)
 	s.counters.Forget(id)
 	if err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	if c.LookbackDays != old.LookbackDays {
+		// A different window changes what counts as evidence for every order.
+		n, err := matching.EnqueueAll(r.Context(), s.db, id, time.Now())
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		s.log.Info("lookback window changed: matching all orders again", "counter", id, "days", c.LookbackDays, "orders", n)
+		s.matcher.Kick()
 	}
 	writeJSON(w, http.StatusOK, c)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/throughline/throughline/internal/crm"
 	"github.com/throughline/throughline/internal/imports"
 	"github.com/throughline/throughline/internal/leads"
+	"github.com/throughline/throughline/internal/matching"
 	"github.com/throughline/throughline/internal/store"
 	"github.com/throughline/throughline/internal/tracker"
 )
@@ -53,6 +54,9 @@ type Config struct {
 
 	// Heartbeat is how often t.js renews a number lease (a minute when 0).
 	Heartbeat time.Duration
+
+	// MatchPoll is how often queued orders are matched (2 s when 0).
+	MatchPoll time.Duration
 }
 
 // ImportsConfig configures CRM uploads (the Metrica-compatible API) and the
@@ -86,6 +90,9 @@ type Server struct {
 	scheduler *imports.Scheduler
 	stopSched context.CancelFunc
 	schedDone chan struct{}
+
+	matcher     *matching.Worker
+	matcherDone chan struct{}
 }
 
 // New builds the server and its routes.
@@ -131,19 +138,27 @@ func New(db *store.DB, cfg Config) *Server {
 		defer close(s.schedDone)
 		s.scheduler.Run(schedCtx)
 	}()
+	s.matcher = matching.NewWorker(db, cfg.Logger, cfg.MatchPoll)
+	s.matcherDone = make(chan struct{})
+	go func() {
+		defer close(s.matcherDone)
+		s.matcher.Run(schedCtx)
+	}()
 	s.routes()
 	return s
 }
 
 // Close stops the import scheduler (a run in progress is cancelled and
-// rolled back, and logged as failed) and the collector, after committing the
+// rolled back, and logged as failed), the matching worker and the collector, after committing the
 // hits it holds. Call it after the HTTP server has stopped taking requests,
 // before closing the database.
 func (s *Server) Close(ctx context.Context) error {
 	s.stopSched()
-	select {
-	case <-s.schedDone:
-	case <-ctx.Done():
+	for _, done := range []chan struct{}{s.schedDone, s.matcherDone} {
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
 	}
 	return s.collector.Close(ctx)
 }

@@ -184,6 +184,8 @@ func TestPatchCounterValidatesAndLimitsBody(t *testing.T) {
 		}{
 			{"bad time zone", `{"timezone":"Mars/Olympus"}`, 400, "bad_request", "timezone"},
 			{"empty name", `{"name":"  "}`, 400, "bad_request", "name"},
+			{"no lookback", `{"lookback_days":0}`, 400, "bad_request", "lookback_days"},
+			{"lookback of ten years and a day", `{"lookback_days":3651}`, 400, "bad_request", "lookback_days"},
 			{"domain with path", `{"domain":"a.ru/x"}`, 400, "bad_request", "domain"},
 			{"unknown field", `{"nmae":"x"}`, 400, "bad_request", "nmae"},
 			{"wrong type", `{"name":5}`, 400, "bad_request", "name"},
