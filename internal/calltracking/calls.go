@@ -14,6 +14,7 @@ import (
 	"github.com/throughline/throughline/internal/cursor"
 	"github.com/throughline/throughline/internal/matching"
 	"github.com/throughline/throughline/internal/normalize"
+	"github.com/throughline/throughline/internal/rollup"
 	"github.com/throughline/throughline/internal/store"
 )
 
@@ -182,7 +183,9 @@ func ingest(ctx context.Context, db *store.DB, ctr counter.Counter, ev Event, re
 			}
 			c = &Call{Provider: ev.Provider, ExternalID: ev.CallID, StartedAt: ev.StartedAt.UTC().Truncate(time.Microsecond), CreatedAt: now}
 		}
+		changed := []time.Time{c.StartedAt} // report rollups of the call's day (and its old day) change
 		rematch := merge(c, ev)
+		changed = append(changed, c.StartedAt)
 		if rematch || isNew {
 			if err := matchCall(ctx, tx, ctr, c); err != nil {
 				return err
@@ -221,9 +224,23 @@ func ingest(ctx context.Context, db *store.DB, ctr counter.Counter, ev Event, re
 			// A caller's call stored late (a replay, a slow provider) makes
 			// the caller's later calls in the window not the first.
 			window := time.Duration(ctr.UniqueCallDays) * 24 * time.Hour
-			if _, err := tx.ExecContext(ctx, `UPDATE calls SET is_unique = `+db.Dialect().Bool(false)+`
-				WHERE counter_id = $1 AND caller = $2 AND started_at > $3 AND started_at <= $4 AND is_unique`,
-				ctr.ID, c.Caller, c.StartedAt, c.StartedAt.Add(window)); err != nil {
+			rows, err := tx.QueryContext(ctx, `UPDATE calls SET is_unique = `+db.Dialect().Bool(false)+`
+				WHERE counter_id = $1 AND caller = $2 AND started_at > $3 AND started_at <= $4 AND is_unique
+				RETURNING started_at`,
+				ctr.ID, c.Caller, c.StartedAt, c.StartedAt.Add(window))
+			if err != nil {
+				return fmt.Errorf("calltracking: unique calls: %w", err)
+			}
+			for rows.Next() {
+				var at time.Time
+				if err := rows.Scan(&at); err != nil {
+					rows.Close()
+					return fmt.Errorf("calltracking: unique calls: %w", err)
+				}
+				changed = append(changed, at)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
 				return fmt.Errorf("calltracking: unique calls: %w", err)
 			}
 		}
@@ -256,6 +273,9 @@ func ingest(ctx context.Context, db *store.DB, ctr counter.Counter, ev Event, re
 		}
 		if err != nil {
 			return fmt.Errorf("calltracking: store call %s: %w", c.ExternalID, err)
+		}
+		if err := rollup.Mark(ctx, tx, db.Dialect(), ctr.ID, changed...); err != nil {
+			return err
 		}
 		out = c
 		return nil

@@ -40,7 +40,7 @@ func commands() []command {
 		{"migrate", "apply database migrations and exit", runMigrate},
 		{"counter", "create and list counters (tracked sites): counter create|list", runCounter},
 		{"token", "manage API tokens of a counter: token create|list|revoke", runToken},
-		{"import", "import CRM orders from a file or URL: import orders", runImport},
+		{"import", "import CRM orders (file or URL) or ad costs: import orders|costs", runImport},
 		{"hook", "telephony webhooks of a counter: hook create|list|revoke", runHook},
 		{"match", "match a counter's queued orders to visits, calls and leads now (serve does it in the background)", runMatch},
 		{"version", "print the version", runVersion},

@@ -19,6 +19,7 @@ import (
 func runImport(ctx context.Context, cio cmdIO, args []string) error {
 	return runGroup(ctx, cio, "import", args, map[string]func(context.Context, cmdIO, []string) error{
 		"orders": runImportOrders,
+		"costs":  runImportCosts,
 	})
 }
 

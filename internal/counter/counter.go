@@ -162,7 +162,8 @@ func insertCounter(ctx context.Context, tx *sql.Tx, n NewCounter) (Counter, erro
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	c := Counter{Name: n.Name, Domain: n.Domain, Timezone: n.Timezone, CreatedAt: now, UpdatedAt: now,
 		SessionTimeoutMinutes: DefaultSessionTimeoutMinutes, NewSessionOnCampaign: true,
-		LeaseHoldMinutes: DefaultLeaseHoldMinutes, LeaseCooldownSeconds: DefaultLeaseCooldownSeconds, UniqueCallDays: DefaultUniqueCallDays}
+		LeaseHoldMinutes: DefaultLeaseHoldMinutes, LeaseCooldownSeconds: DefaultLeaseCooldownSeconds, UniqueCallDays: DefaultUniqueCallDays,
+		LookbackDays: DefaultLookbackDays}
 	err := tx.QueryRowContext(ctx,
 		`INSERT INTO counters (name, domain, timezone, session_timeout_minutes, new_session_on_campaign, created_at, updated_at)
 		 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,

@@ -196,11 +196,13 @@ func retypeOrders(ctx context.Context, tx *sql.Tx, d store.Dialect, counterID in
 	}
 	// Their goals changed: match them again, so reports and the order
 	// webhook see the new type.
+	// (SQLite binds parameters in the order they are written.)
+	queue := append(args[:len(args)-1:len(args)-1], time.Now().UTC(), counterID)
 	_, err = tx.ExecContext(ctx, `WITH m(code, type) AS (VALUES `+d.TypedValues(len(types), "text", "text")+`)
 		INSERT INTO match_queue (counter_id, order_id, queued_at)
-		SELECT o.counter_id, o.order_id, `+d.Param(len(args)+1)+` FROM crm_orders o JOIN m ON o.status = m.code
-		WHERE o.counter_id = `+d.Param(len(args))+`
-		ON CONFLICT (counter_id, order_id) DO NOTHING`, append(args, time.Now().UTC())...)
+		SELECT o.counter_id, o.order_id, `+d.Param(len(queue)-1)+` FROM crm_orders o JOIN m ON o.status = m.code
+		WHERE o.counter_id = `+d.Param(len(queue))+`
+		ON CONFLICT (counter_id, order_id) DO NOTHING`, queue...)
 	if err != nil {
 		return fmt.Errorf("crm: queue retyped orders for matching: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/throughline/throughline/internal/cursor"
 	"github.com/throughline/throughline/internal/matching"
 	"github.com/throughline/throughline/internal/normalize"
+	"github.com/throughline/throughline/internal/rollup"
 	"github.com/throughline/throughline/internal/store"
 )
 
@@ -148,20 +149,26 @@ func Create(ctx context.Context, db *store.DB, counterID int64, in Input, origin
 		}
 		return normalize.MD5(v)
 	}
-	err = db.Writer().QueryRowContext(ctx, `INSERT INTO leads (counter_id, type, subject, name, phone, phone_raw, email, phone_md5, email_md5,
-		comment, sid, uuid, traffic_type, source, medium, campaign, origin, created_at, received_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING id`,
-		counterID, l.Type, l.Subject, l.Name, l.Phone, l.PhoneRaw, l.Email, md5Of(l.Phone), md5Of(l.Email), l.Comment, l.SID, l.UUID,
-		l.Traffic.Type, l.Traffic.Source, l.Traffic.Medium, l.Traffic.Campaign, l.Origin, l.CreatedAt, l.ReceivedAt).Scan(&l.ID)
-	if err != nil {
-		return nil, fmt.Errorf("leads: create: %w", err)
-	}
-	// Orders of this customer may match differently now.
-	for _, k := range [][2]string{{matching.KeyPhone, l.Phone}, {matching.KeyEmail, l.Email},
-		{matching.KeyPhoneMD5, md5Of(l.Phone)}, {matching.KeyEmailMD5, md5Of(l.Email)}} {
-		if err := matching.EnqueueByKey(ctx, db.Writer(), counterID, k[0], k[1], now); err != nil {
-			return nil, err
+	err = db.Tx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `INSERT INTO leads (counter_id, type, subject, name, phone, phone_raw, email, phone_md5, email_md5,
+			comment, sid, uuid, traffic_type, source, medium, campaign, origin, created_at, received_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING id`,
+			counterID, l.Type, l.Subject, l.Name, l.Phone, l.PhoneRaw, l.Email, md5Of(l.Phone), md5Of(l.Email), l.Comment, l.SID, l.UUID,
+			l.Traffic.Type, l.Traffic.Source, l.Traffic.Medium, l.Traffic.Campaign, l.Origin, l.CreatedAt, l.ReceivedAt).Scan(&l.ID)
+		if err != nil {
+			return fmt.Errorf("leads: create: %w", err)
 		}
+		// Orders of this customer may match differently now.
+		for _, k := range [][2]string{{matching.KeyPhone, l.Phone}, {matching.KeyEmail, l.Email},
+			{matching.KeyPhoneMD5, md5Of(l.Phone)}, {matching.KeyEmailMD5, md5Of(l.Email)}} {
+			if err := matching.EnqueueByKey(ctx, tx, counterID, k[0], k[1], now); err != nil {
+				return err
+			}
+		}
+		return rollup.Mark(ctx, tx, db.Dialect(), counterID, l.CreatedAt)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return l, nil
 }

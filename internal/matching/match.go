@@ -14,6 +14,7 @@ import (
 
 	"github.com/throughline/throughline/internal/attribution"
 	"github.com/throughline/throughline/internal/normalize"
+	"github.com/throughline/throughline/internal/rollup"
 	"github.com/throughline/throughline/internal/store"
 )
 
@@ -191,6 +192,7 @@ type matcher struct {
 	counter  int64
 	now      time.Time
 	lookback time.Duration
+	changed  []time.Time // dates of touches removed and written: their rollups change
 }
 
 // order is what matching needs of an order and its contact.
@@ -263,7 +265,7 @@ func (m *matcher) match(ids []string) (Stats, error) {
 		return Stats{}, err
 	}
 	if len(orders) == 0 {
-		return Stats{}, nil
+		return Stats{}, rollup.Mark(m.ctx, m.tx, m.d, m.counter, m.changed...)
 	}
 	if err := m.findEvidence(orders); err != nil {
 		return Stats{}, err
@@ -355,18 +357,36 @@ func (m *matcher) clear(ids []string) error {
 	return nil
 }
 
+// deleteKeys deletes the orders' rows of table; of order_touches it keeps
+// the touches' dates, whose report rollups change.
 func (m *matcher) deleteKeys(table string, ids []string) error {
+	returning := ""
+	if table == "order_touches" {
+		returning = " RETURNING at, order_created_at"
+	}
+	var rows *sql.Rows
 	var err error
 	if m.d == store.Postgres {
-		_, err = m.tx.ExecContext(m.ctx, `DELETE FROM `+table+` WHERE counter_id = $1 AND order_id = ANY($2)`, m.counter, ids)
+		rows, err = m.tx.QueryContext(m.ctx, `DELETE FROM `+table+` WHERE counter_id = $1 AND order_id = ANY($2)`+returning, m.counter, ids)
 	} else {
 		args := []any{m.counter}
 		for _, id := range ids {
 			args = append(args, id)
 		}
-		_, err = m.tx.ExecContext(m.ctx, `DELETE FROM `+table+` WHERE counter_id = ? AND order_id IN (`+m.d.Params(2, len(ids))+`)`, args...)
+		rows, err = m.tx.QueryContext(m.ctx, `DELETE FROM `+table+` WHERE counter_id = ? AND order_id IN (`+m.d.Params(2, len(ids))+`)`+returning, args...)
 	}
 	if err != nil {
+		return fmt.Errorf("matching: clear %s: %w", table, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var at, created time.Time
+		if err := rows.Scan(&at, &created); err != nil {
+			return fmt.Errorf("matching: clear %s: %w", table, err)
+		}
+		m.changed = append(m.changed, at, created)
+	}
+	if err := rows.Err(); err != nil {
 		return fmt.Errorf("matching: clear %s: %w", table, err)
 	}
 	return nil
@@ -779,7 +799,9 @@ func (m *matcher) write(orders []*order, sessions map[string][]sessionRow) (Stat
 		for i, model := range attribution.Models {
 			weights[i] = attribution.Weights(model, at, o.created)
 		}
+		m.changed = append(m.changed, o.created)
 		for i, t := range ts {
+			m.changed = append(m.changed, t.At)
 			row := []any{m.counter, o.id, i + 1, t.Kind, t.Ref, t.At, o.created,
 				t.Traffic.Type, t.Traffic.Source, t.Traffic.Medium, t.Traffic.Campaign, t.Traffic.Content, t.Traffic.Term}
 			for j := range attribution.Models {
@@ -816,6 +838,9 @@ func (m *matcher) write(orders []*order, sessions map[string][]sessionRow) (Stat
 		return st, fmt.Errorf("matching: %w", err)
 	}
 	if err := m.d.Insert(m.ctx, m.conn, m.tx, "order_keys", []string{"counter_id", "kind", "value", "order_id"}, keys); err != nil {
+		return st, fmt.Errorf("matching: %w", err)
+	}
+	if err := rollup.Mark(m.ctx, m.tx, m.d, m.counter, m.changed...); err != nil {
 		return st, fmt.Errorf("matching: %w", err)
 	}
 	return st, nil

@@ -17,17 +17,11 @@ package matching
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
 	"github.com/throughline/throughline/internal/store"
 )
-
-// Execer runs a statement: a *sql.Tx, *sql.DB or *sql.Conn.
-type Execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
 
 // Key kinds of order_keys.
 const (
@@ -39,7 +33,7 @@ const (
 )
 
 // Enqueue marks orders to be matched (again).
-func Enqueue(ctx context.Context, q Execer, d store.Dialect, counterID int64, orderIDs []string, now time.Time) error {
+func Enqueue(ctx context.Context, q store.Execer, d store.Dialect, counterID int64, orderIDs []string, now time.Time) error {
 	for start := 0; start < len(orderIDs); start += 1000 {
 		ids := orderIDs[start:min(start+1000, len(orderIDs))]
 		args := make([]any, 0, 3*len(ids))
@@ -57,7 +51,7 @@ func Enqueue(ctx context.Context, q Execer, d store.Dialect, counterID int64, or
 // EnqueueByKey marks the matched orders whose customer has key (kind,
 // value): late data about that customer may change their match. (Orders not
 // yet matched are in the queue already.)
-func EnqueueByKey(ctx context.Context, q Execer, counterID int64, kind, value string, now time.Time) error {
+func EnqueueByKey(ctx context.Context, q store.Execer, counterID int64, kind, value string, now time.Time) error {
 	if value == "" {
 		return nil
 	}

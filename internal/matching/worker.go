@@ -15,6 +15,10 @@ type Worker struct {
 	log  *slog.Logger
 	poll time.Duration
 	kick chan struct{}
+
+	// Then, when set, runs after each pass: serve refreshes the report
+	// rollups the new matches changed.
+	Then func(context.Context) error
 }
 
 // NewWorker returns a worker over db that looks at the queue every poll
@@ -53,6 +57,11 @@ func (w *Worker) Run(ctx context.Context) {
 		} else if st.Orders > 0 {
 			w.log.Info("orders matched", "orders", st.Orders, "not_found", st.NotFound, "touches", st.Touches,
 				"by_rung", st.ByRung, "took", time.Since(start).Round(time.Millisecond))
+		}
+		if w.Then != nil && ctx.Err() == nil {
+			if err := w.Then(ctx); err != nil && ctx.Err() == nil {
+				w.log.Error("after matching", "err", err)
+			}
 		}
 		t.Reset(w.poll)
 	}

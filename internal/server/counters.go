@@ -6,6 +6,7 @@ import (
 
 	"github.com/throughline/throughline/internal/counter"
 	"github.com/throughline/throughline/internal/matching"
+	"github.com/throughline/throughline/internal/rollup"
 )
 
 func (s *Server) getCounter(w http.ResponseWriter, r *http.Request, id int64) {
@@ -33,6 +34,13 @@ func (s *Server) patchCounter(w http.ResponseWriter, r *http.Request, id int64) 
 	if err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	if c.Timezone != old.Timezone {
+		// Its days begin at other hours: the report rollups are rebuilt.
+		if err := rollup.Forget(r.Context(), s.db, id); err != nil {
+			s.fail(w, r, err)
+			return
+		}
 	}
 	if c.LookbackDays != old.LookbackDays {
 		// A different window changes what counts as evidence for every order.

@@ -139,6 +139,7 @@ func New(db *store.DB, cfg Config) *Server {
 		s.scheduler.Run(schedCtx)
 	}()
 	s.matcher = matching.NewWorker(db, cfg.Logger, cfg.MatchPoll)
+	s.matcher.Then = s.refreshRollups
 	s.matcherDone = make(chan struct{})
 	go func() {
 		defer close(s.matcherDone)
@@ -200,6 +201,9 @@ func (s *Server) routes() {
 	// Yandex Metrica's CRM upload API, for uploaders written for Metrica.
 	s.cdpRoutes()
 
+	// The end-to-end report, and how each order was matched.
+	s.reportRoutes()
+
 	// Call tracking and leads: what t.js asks for, what telephony providers
 	// report, and the API over both.
 	for path, h := range map[string]http.HandlerFunc{
@@ -235,6 +239,7 @@ func (s *Server) routes() {
 
 	// Anything else under /api/ answers in JSON, as the API promises.
 	s.handle("/api/", s.apiFallback)
+	s.costRoutes()
 }
 
 // handle registers a route with the default body limit.

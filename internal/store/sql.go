@@ -1,6 +1,8 @@
 package store
 
 import (
+	"context"
+	"database/sql"
 	"strconv"
 	"strings"
 )
@@ -94,6 +96,12 @@ func (d Dialect) Greatest(a, b string) string {
 		return "GREATEST(" + a + ", " + b + ")"
 	}
 	return "MAX(" + a + ", " + b + ")"
+}
+
+// Execer runs a statement: a *sql.Tx, *sql.DB or *sql.Conn — so a helper
+// can write in its caller's transaction or on its own.
+type Execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
 // Filter builds the WHERE clause of a list query: conditions joined by AND,

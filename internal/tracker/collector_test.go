@@ -146,6 +146,10 @@ func TestCollectorSessions(t *testing.T) {
 		if _, err := GetSession(ctx, db, f.shop.ID+1000, s1); !errors.Is(err, ErrNotFound) {
 			t.Errorf("session of another counter: err = %v, want ErrNotFound", err)
 		}
+		// The new sessions' day is marked for the report rollups.
+		if n := count(t, db, `SELECT count(*) FROM rollup_dirty WHERE counter_id = $1 AND utc_day = $2`, f.shop.ID, f.t0.UTC().Format("2006-01-02")); n != 1 {
+			t.Errorf("the sessions' day is not marked changed for the reports")
+		}
 	})
 }
 

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/throughline/throughline/internal/rollup"
 )
 
 // sessionRow is a new session as it is inserted.
@@ -73,6 +75,16 @@ func (c *Collector) write(ctx context.Context, tx *sql.Tx, pl *plan) error {
 			traffic_type, source, medium, pageviews, events, device, browser, os, ip)
 			VALUES `+d.Values(len(rows), 22), args...); err != nil {
 			return fmt.Errorf("tracker: insert %d sessions: %w", len(rows), err)
+		}
+	}
+	// New sessions change the report rollups of their days.
+	started := map[int64][]time.Time{}
+	for _, r := range pl.newSessions {
+		started[r.counter] = append(started[r.counter], r.started)
+	}
+	for counterID, times := range started {
+		if err := rollup.Mark(ctx, tx, d, counterID, times...); err != nil {
+			return err
 		}
 	}
 

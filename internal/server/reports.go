@@ -1,0 +1,115 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/throughline/throughline/internal/counter"
+	"github.com/throughline/throughline/internal/crm"
+	"github.com/throughline/throughline/internal/matching"
+	"github.com/throughline/throughline/internal/reports"
+	"github.com/throughline/throughline/internal/rollup"
+)
+
+func (s *Server) reportRoutes() {
+	s.counterAPI("GET /api/v1/counters/{id}/reports/end-to-end", s.endToEndReport)
+	s.counterAPI("GET /api/v1/counters/{id}/reports/daily", s.dailyReport)
+	s.counterAPI("GET /api/v1/counters/{id}/orders/{order}/path", s.orderPath)
+}
+
+// reportQuery reads a report's counter and parameters, answering the
+// request itself when it cannot.
+func (s *Server) reportQuery(w http.ResponseWriter, r *http.Request, id int64) (counter.Counter, reports.Query, bool) {
+	c, err := counter.Get(r.Context(), s.db, id)
+	if err != nil {
+		s.fail(w, r, err)
+		return c, reports.Query{}, false
+	}
+	q, err := reports.ParseQuery(r.URL.Query().Get)
+	if err != nil {
+		s.failReport(w, r, err)
+		return c, q, false
+	}
+	return c, q, true
+}
+
+func (s *Server) failReport(w http.ResponseWriter, r *http.Request, err error) {
+	var invalid *reports.InvalidError
+	if errors.As(err, &invalid) {
+		writeError(w, badRequest(invalid.Field, "%s", invalid.Error()))
+		return
+	}
+	s.fail(w, r, err)
+}
+
+// endToEndReport answers GET …/reports/end-to-end?from=&to=&group=&model=&date=.
+func (s *Server) endToEndReport(w http.ResponseWriter, r *http.Request, id int64) {
+	c, q, ok := s.reportQuery(w, r, id)
+	if !ok {
+		return
+	}
+	rep, err := reports.EndToEnd(r.Context(), s.db, c.ID, c.Location(), q, time.Now())
+	if err != nil {
+		s.failReport(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+// dailyReport answers GET …/reports/daily?from=&to=&model=&date=: the
+// totals day by day.
+func (s *Server) dailyReport(w http.ResponseWriter, r *http.Request, id int64) {
+	c, q, ok := s.reportQuery(w, r, id)
+	if !ok {
+		return
+	}
+	d, err := reports.DailySeries(r.Context(), s.db, c.ID, c.Location(), q, time.Now())
+	if err != nil {
+		s.failReport(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+// orderPath answers GET …/orders/{order}/path: how the order was matched
+// and the touches that share its credit.
+func (s *Server) orderPath(w http.ResponseWriter, r *http.Request, id int64) {
+	orderID := r.PathValue("order")
+	p, err := matching.OrderPath(r.Context(), s.db, id, orderID)
+	if errors.Is(err, matching.ErrNotMatched) {
+		// Known but not matched yet: say so, rather than 404.
+		if _, err := crm.GetOrder(r.Context(), s.db, id, orderID); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, matching.Path{OrderID: orderID, Evidence: []matching.Evidence{}, Touches: []matching.Touch{}, Queued: true})
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+// refreshRollups rebuilds the report rollups that new data made stale, in
+// the background, so reports rarely wait for it.
+func (s *Server) refreshRollups(ctx context.Context) error {
+	start := time.Now()
+	n, err := rollup.Refresh(ctx, s.db, func(id int64) (*time.Location, error) {
+		c, err := s.counters.Get(ctx, id)
+		if errors.Is(err, counter.ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return c.Location(), nil
+	})
+	if n > 0 {
+		s.log.Debug("report rollups refreshed", "periods", n, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return err
+}
