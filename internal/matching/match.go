@@ -171,7 +171,7 @@ func runBatch(ctx context.Context, db *store.DB, counterID int64) (Stats, int, e
 	}
 	var st Stats
 	for c, ids := range byCounter {
-		m := &matcher{ctx: ctx, tx: tx, conn: conn, d: d, counter: c, now: time.Now().UTC().Truncate(time.Microsecond)}
+		m := &matcher{ctx: ctx, tx: tx, conn: conn, d: d, counter: c, now: time.Now().UTC().Truncate(time.Microsecond), prev: map[string]previous{}}
 		s, err := m.match(ids)
 		if err != nil {
 			return Stats{}, 0, err
@@ -193,7 +193,12 @@ type matcher struct {
 	now      time.Time
 	lookback time.Duration
 	changed  []time.Time // dates of touches removed and written: their rollups change
+	prev     map[string]previous
 }
+
+// previous is what an order's last match said: a different rung or status
+// type now is an event for the counter's webhooks.
+type previous struct{ rung, status string }
 
 // order is what matching needs of an order and its contact.
 type order struct {
@@ -205,6 +210,7 @@ type order struct {
 	phones, emails       []string
 	phonesMD5, emailsMD5 []string
 	contactID            string
+	status               string // status type, '' when unmapped
 	contactClientIDs     []string
 	evidence             []Evidence
 	visitors             map[string]string // uuid → the rung that found it
@@ -279,7 +285,8 @@ func (m *matcher) match(ids []string) (Stats, error) {
 
 // loadOrders reads the orders and their contacts' keys.
 func (m *matcher) loadOrders(ids []string) ([]*order, error) {
-	rows, err := m.byKeys(`order_id, created_at, sid, client_ids, caller_phone, phones, emails, phones_md5, emails_md5, contact_id`,
+	rows, err := m.byKeys(`order_id, created_at, sid, client_ids, caller_phone, phones, emails, phones_md5, emails_md5, contact_id,
+		COALESCE(status_type, '')`,
 		"crm_orders", "order_id", ids, "", nil, 0, "")
 	if err != nil {
 		return nil, fmt.Errorf("matching: load orders: %w", err)
@@ -289,7 +296,8 @@ func (m *matcher) loadOrders(ids []string) ([]*order, error) {
 	for rows.Next() {
 		o := &order{visitors: map[string]string{}}
 		var clientIDs, phones, emails, phonesMD5, emailsMD5 string
-		if err := rows.Scan(&o.id, &o.created, &o.sid, &clientIDs, &o.callerPhone, &phones, &emails, &phonesMD5, &emailsMD5, &o.contactID); err != nil {
+		if err := rows.Scan(&o.id, &o.created, &o.sid, &clientIDs, &o.callerPhone, &phones, &emails, &phonesMD5, &emailsMD5, &o.contactID,
+			&o.status); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("matching: load orders: %w", err)
 		}
@@ -361,8 +369,11 @@ func (m *matcher) clear(ids []string) error {
 // the touches' dates, whose report rollups change.
 func (m *matcher) deleteKeys(table string, ids []string) error {
 	returning := ""
-	if table == "order_touches" {
+	switch table {
+	case "order_touches":
 		returning = " RETURNING at, order_created_at"
+	case "order_matches":
+		returning = " RETURNING order_id, rung, status_type"
 	}
 	var rows *sql.Rows
 	var err error
@@ -380,6 +391,15 @@ func (m *matcher) deleteKeys(table string, ids []string) error {
 	}
 	defer rows.Close()
 	for rows.Next() {
+		if table == "order_matches" {
+			var id string
+			var p previous
+			if err := rows.Scan(&id, &p.rung, &p.status); err != nil {
+				return fmt.Errorf("matching: clear %s: %w", table, err)
+			}
+			m.prev[id] = p
+			continue
+		}
 		var at, created time.Time
 		if err := rows.Scan(&at, &created); err != nil {
 			return fmt.Errorf("matching: clear %s: %w", table, err)
@@ -777,6 +797,7 @@ func (o *order) path(sessions map[string][]sessionRow) []Touch {
 func (m *matcher) write(orders []*order, sessions map[string][]sessionRow) (Stats, error) {
 	st := Stats{ByRung: map[string]int{}}
 	var matches, touches, keys [][]any
+	var events [][2]string // order id, event
 	for _, o := range orders {
 		ts := o.path(sessions)
 		if o.rung == "" {
@@ -814,7 +835,12 @@ func (m *matcher) write(orders []*order, sessions map[string][]sessionRow) (Stat
 		if o.evidence == nil {
 			ev = []byte("[]")
 		}
-		matches = append(matches, []any{m.counter, o.id, o.rung, string(ev), len(ts), o.created, m.now})
+		matches = append(matches, []any{m.counter, o.id, o.rung, o.status, string(ev), len(ts), o.created, m.now})
+		if p, ok := m.prev[o.id]; !ok || p.rung != o.rung {
+			events = append(events, [2]string{o.id, "matched"})
+		} else if p.status != o.status {
+			events = append(events, [2]string{o.id, "status"})
+		}
 		for _, k := range o.keys() {
 			keys = append(keys, []any{m.counter, k[0], k[1], o.id})
 		}
@@ -826,7 +852,7 @@ func (m *matcher) write(orders []*order, sessions map[string][]sessionRow) (Stat
 		}
 	}
 	if err := m.d.Insert(m.ctx, m.conn, m.tx, "order_matches",
-		[]string{"counter_id", "order_id", "rung", "evidence", "touches", "order_created_at", "matched_at"}, matches); err != nil {
+		[]string{"counter_id", "order_id", "rung", "status_type", "evidence", "touches", "order_created_at", "matched_at"}, matches); err != nil {
 		return st, fmt.Errorf("matching: %w", err)
 	}
 	cols := []string{"counter_id", "order_id", "seq", "kind", "ref", "at", "order_created_at",
@@ -843,7 +869,46 @@ func (m *matcher) write(orders []*order, sessions map[string][]sessionRow) (Stat
 	if err := rollup.Mark(m.ctx, m.tx, m.d, m.counter, m.changed...); err != nil {
 		return st, fmt.Errorf("matching: %w", err)
 	}
+	if err := m.notify(events); err != nil {
+		return st, err
+	}
 	return st, nil
+}
+
+// notify queues a delivery of each event (order id, "matched" or "status")
+// to each active webhook of the counter, in the matching transaction.
+func (m *matcher) notify(events [][2]string) error {
+	if len(events) == 0 {
+		return nil
+	}
+	rows, err := m.tx.QueryContext(m.ctx, `SELECT id FROM webhooks WHERE counter_id = $1 AND active`, m.counter)
+	if err != nil {
+		return fmt.Errorf("matching: webhooks: %w", err)
+	}
+	var hooks []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return fmt.Errorf("matching: webhooks: %w", err)
+		}
+		hooks = append(hooks, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(hooks) == 0 {
+		return err
+	}
+	var deliveries [][]any
+	for _, h := range hooks {
+		for _, e := range events {
+			deliveries = append(deliveries, []any{m.counter, h, e[0], e[1], "pending", 0, m.now, 0, "", m.now})
+		}
+	}
+	if err := m.d.Insert(m.ctx, m.conn, m.tx, "webhook_deliveries", []string{"counter_id", "webhook_id", "order_id", "event",
+		"status", "attempts", "next_attempt_at", "last_status", "last_error", "created_at"}, deliveries); err != nil {
+		return fmt.Errorf("matching: queue webhook deliveries: %w", err)
+	}
+	return nil
 }
 
 // keys are the order's customer keys, for late data to find it.

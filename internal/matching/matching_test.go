@@ -293,3 +293,58 @@ func TestLookbackAndLateData(t *testing.T) {
 }
 
 func md5sum(s string) [16]byte { return md5.Sum([]byte(s)) }
+
+// TestWebhookEvents: matching queues a delivery per active webhook for an
+// order matched for the first time or by another rung, or whose status type
+// changed — and nothing when a re-match changes neither.
+func TestWebhookEvents(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := newFixture(t, db)
+		for _, h := range []struct {
+			id     string
+			active bool
+		}{{"on", true}, {"off", false}} {
+			if _, err := db.Writer().Exec(`INSERT INTO webhooks (counter_id, id, url, secret, active, created_at, updated_at)
+				VALUES ($1, $2, 'https://crm.example/hook', 's', $3, $4, $4)`, f.c.ID, h.id, h.active, day); err != nil {
+				t.Fatal(err)
+			}
+		}
+		events := func() string {
+			rows, err := db.Reader().Query(`SELECT webhook_id, order_id, event FROM webhook_deliveries WHERE counter_id = $1 ORDER BY id`, f.c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var out []string
+			for rows.Next() {
+				var h, o, e string
+				rows.Scan(&h, &o, &e)
+				out = append(out, h+":"+o+":"+e)
+			}
+			db.Writer().Exec(`DELETE FROM webhook_deliveries WHERE counter_id = $1`, f.c.ID)
+			return strings.Join(out, " ")
+		}
+		f.session("s1", uid(1), day.Add(-time.Hour), "ad", "yandex", "cpc", "boots")
+		f.orders("id,create_date_time,client_ids,order_status\nW1,10.03.2026 12:00," + uid(1) + ",IN_PROGRESS\nW2,10.03.2026 12:00,,new\n")
+		f.run()
+		if got := events(); got != "on:W1:matched on:W2:matched" {
+			t.Errorf("first match: %q", got)
+		}
+		if _, err := matching.EnqueueAll(ctx, db, f.c.ID, day); err != nil {
+			t.Fatal(err)
+		}
+		f.run()
+		if got := events(); got != "" {
+			t.Errorf("a re-match that changed nothing: %q", got)
+		}
+		if err := crm.SaveStatuses(ctx, db, f.c.ID, []crm.Status{{Code: "new", Type: crm.InProgress}}, false); err != nil {
+			t.Fatal(err)
+		}
+		f.orders("id,create_date_time,client_ids,order_status\nW1,10.03.2026 12:00," + uid(1) + ",PAID\n")
+		f.run()
+		if got := events(); got != "on:W1:status on:W2:status" {
+			t.Errorf("status changes (a new status, a new mapping): %q", got)
+		}
+	})
+}

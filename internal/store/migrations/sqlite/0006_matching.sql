@@ -19,6 +19,7 @@ CREATE TABLE order_matches (
     counter_id       integer   NOT NULL,
     order_id         text      NOT NULL,
     rung             text      NOT NULL, -- sid, uuid, caller_phone, phone, email, hash, contact, not_found
+    status_type      text      NOT NULL, -- the order's status type when matched ('' = unmapped): a change is an event for webhooks
     evidence         text      NOT NULL, -- JSON array: [{"rung", "key", "value", "kind", "ref", "at"}]
     touches          integer   NOT NULL,
     order_created_at timestamp NOT NULL,
