@@ -149,8 +149,11 @@ func GetOrder(ctx context.Context, db *store.DB, counterID int64, id string) (*O
 type OrderQuery struct {
 	From, To   time.Time // created_at in [From, To); zero: unbounded
 	StatusType string    // a type, "UNMAPPED" for orders whose status maps to none, "" for all
-	Limit      int       // 0: all (for exports)
-	Cursor     string
+	// Matched: true keeps the orders matching found evidence for, false
+	// those it found none for or has not matched yet; nil keeps all.
+	Matched *bool
+	Limit   int // 0: all (for exports)
+	Cursor  string
 }
 
 // ErrBadCursor means a cursor this API did not issue.
@@ -173,6 +176,16 @@ func ListOrders(ctx context.Context, db *store.DB, counterID int64, q OrderQuery
 		f.Add("status_type IS NULL")
 	default:
 		f.Add("status_type = " + f.Arg(q.StatusType))
+	}
+	if q.Matched != nil {
+		// internal/matching's table: an order is matched when its match
+		// found evidence.
+		found := `EXISTS (SELECT 1 FROM order_matches m WHERE m.counter_id = crm_orders.counter_id
+			AND m.order_id = crm_orders.order_id AND m.rung <> 'not_found')`
+		if !*q.Matched {
+			found = "NOT " + found
+		}
+		f.Add(found)
 	}
 	if q.Cursor != "" {
 		at, id, err := cursor.Decode(q.Cursor)

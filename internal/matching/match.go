@@ -800,6 +800,11 @@ func (m *matcher) write(orders []*order, sessions map[string][]sessionRow) (Stat
 	var events [][2]string // order id, event
 	for _, o := range orders {
 		ts := o.path(sessions)
+		for i := range ts {
+			// As ad costs store them: utm tags compare case-insensitively.
+			ts[i].Traffic.Source = strings.ToLower(strings.TrimSpace(ts[i].Traffic.Source))
+			ts[i].Traffic.Medium = strings.ToLower(strings.TrimSpace(ts[i].Traffic.Medium))
+		}
 		if o.rung == "" {
 			o.rung = RungNotFound
 		}

@@ -81,3 +81,67 @@ func OrderPath(ctx context.Context, db *store.DB, counterID int64, orderID strin
 	p.Queued = err == nil
 	return p, nil
 }
+
+// Attribution is how an order was matched and the touch a model credits
+// most: the order's attributed source.
+type Attribution struct {
+	Rung    string    `json:"rung"`
+	Model   string    `json:"model"`
+	Kind    string    `json:"touch_kind"` // session, call, lead, none (not found)
+	Ref     string    `json:"touch_ref"`
+	At      time.Time `json:"touch_at"`
+	Traffic Traffic   `json:"traffic"`
+	Weight  float64   `json:"weight"` // the touch's share under the model
+}
+
+// Attributions returns, for those of the orders that are matched, the rung
+// and the touch model credits most (the latest of equals), by order id.
+func Attributions(ctx context.Context, db *store.DB, counterID int64, orderIDs []string, model string) (map[string]*Attribution, error) {
+	model, err := attribution.ParseModel(model)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*Attribution, len(orderIDs))
+	d := db.Dialect()
+	for start := 0; start < len(orderIDs); start += 500 {
+		ids := orderIDs[start:min(start+500, len(orderIDs))]
+		where, args := `m.counter_id = $1 AND m.order_id = ANY($2)`, []any{counterID, ids}
+		if d != store.Postgres {
+			args = []any{counterID}
+			for _, id := range ids {
+				args = append(args, id)
+			}
+			where = `m.counter_id = ? AND m.order_id IN (` + d.Params(2, len(ids)) + `)`
+		}
+		rows, err := db.Reader().QueryContext(ctx, `SELECT m.order_id, m.rung, t.seq, t.kind, t.ref, t.at,
+			       t.traffic_type, t.source, t.medium, t.campaign, t.content, t.term, t.w_`+model+`
+			FROM order_matches m JOIN order_touches t ON t.counter_id = m.counter_id AND t.order_id = m.order_id
+			WHERE `+where+` ORDER BY m.order_id, t.seq`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("matching: attributions: %w", err)
+		}
+		for rows.Next() {
+			var id, rung string
+			var t Touch
+			var w float64
+			if err := rows.Scan(&id, &rung, &t.Seq, &t.Kind, &t.Ref, &t.At, &t.Traffic.Type, &t.Traffic.Source, &t.Traffic.Medium,
+				&t.Traffic.Campaign, &t.Traffic.Content, &t.Traffic.Term, &w); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("matching: attributions: %w", err)
+			}
+			a := out[id]
+			if a == nil {
+				a = &Attribution{Rung: rung, Model: model, Weight: -1}
+				out[id] = a
+			}
+			if w >= a.Weight { // touches come oldest first: the latest of equals wins
+				a.Kind, a.Ref, a.At, a.Traffic, a.Weight = t.Kind, t.Ref, t.At, t.Traffic, w
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("matching: attributions: %w", err)
+		}
+	}
+	return out, nil
+}

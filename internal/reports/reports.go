@@ -384,9 +384,12 @@ func load(ctx context.Context, db *store.DB, counterID int64, q Query, periods [
 			return nil, fmt.Errorf("reports: orders: %w", err)
 		}
 		a := get(period, k)
-		a.orders += orders
 		// Goals (seeds 002/003): IN_PROGRESS and PAID reach "order
-		// created", PAID also "order paid"; CANCELLED and SPAM none.
+		// created", PAID also "order paid"; CANCELLED and SPAM none. All
+		// orders but spam count as orders (Metrica's cdpOrdersAllOrders).
+		if status != "SPAM" {
+			a.orders += orders
+		}
 		switch status {
 		case "PAID":
 			a.created += orders

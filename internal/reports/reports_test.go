@@ -238,14 +238,14 @@ func TestGolden(t *testing.T) {
 			"yandex/cpc/generic: s=1 v=1 calls=0/0/0 leads=0 req=0 orders=0/0/0 rev=0.00 margin=0.00 cost=200.00 roi=-1 romi=-1 cpl=- cpo=- conv=0/-/-",
 			"blog.ru/referral/: s=1 v=1 calls=0/0/0 leads=1 req=1 orders=1/0/0 rev=0.00 margin=0.00 cost=0.00 roi=- romi=- cpl=- cpo=- conv=1/0/-",
 			"vk/cpc/promo: s=1 v=1 calls=0/0/0 leads=0 req=0 orders=0/0/0 rev=0.00 margin=0.00 cost=100.00 roi=-1 romi=-1 cpl=- cpo=- conv=0/-/-",
-			// O7 (spam) has only a direct visit: direct gets it.
-			"(direct)/(none)/: s=2 v=2 calls=0/0/0 leads=0 req=0 orders=1/0/0 rev=0.00 margin=0.00 cost=0.00 roi=- romi=- cpl=- cpo=- conv=0/-/-",
+			// O7 (spam) has only a direct visit: direct gets it, but spam is no order.
+			"(direct)/(none)/: s=2 v=2 calls=0/0/0 leads=0 req=0 orders=0/0/0 rev=0.00 margin=0.00 cost=0.00 roi=- romi=- cpl=- cpo=- conv=0/-/-",
 			"(not found)//: s=0 v=0 calls=0/0/0 leads=0 req=0 orders=1/1/1 rev=1500.00 margin=1500.00 cost=0.00 roi=- romi=- cpl=- cpo=- conv=-/-/1",
 			// A cost without sessions keeps a row of its own.
 			"yandex/cpc/nosess: s=0 v=0 calls=0/0/0 leads=0 req=0 orders=0/0/0 rev=0.00 margin=0.00 cost=50.00 roi=-1 romi=-1 cpl=- cpo=- conv=-/-/-",
 		})
 		total := line(nil, nil, r.Totals)
-		want := ": s=12 v=9 calls=2/1/1 leads=2 req=3 orders=8/5/4 rev=18500.00 margin=11500.00 cost=1150.00 roi=15.087 romi=9 cpl=383.33 cpo=230.00 conv=0.25/1.6667/0.8"
+		want := ": s=12 v=9 calls=2/1/1 leads=2 req=3 orders=7/5/4 rev=18500.00 margin=11500.00 cost=1150.00 roi=15.087 romi=9 cpl=383.33 cpo=230.00 conv=0.25/1.6667/0.8"
 		if total != want {
 			t.Errorf("totals:\ngot  %s\nwant %s", total, want)
 		}
@@ -266,7 +266,7 @@ func TestGolden(t *testing.T) {
 			"google: s=3 v=2 calls=0/0/0 leads=1 req=1 orders=2/1/1 rev=3000.00 margin=3000.00 cost=300.00 roi=9 romi=9 cpl=300.00 cpo=300.00 conv=0.3333/1/1",
 			"blog.ru: s=1 v=1 calls=0/0/0 leads=1 req=1 orders=1/0/0 rev=0.00 margin=0.00 cost=0.00 roi=- romi=- cpl=- cpo=- conv=1/0/-",
 			"vk: s=1 v=1 calls=0/0/0 leads=0 req=0 orders=0/0/0 rev=0.00 margin=0.00 cost=100.00 roi=-1 romi=-1 cpl=- cpo=- conv=0/-/-",
-			"(direct): s=2 v=2 calls=0/0/0 leads=0 req=0 orders=2/1/1 rev=10000.00 margin=4000.00 cost=0.00 roi=- romi=- cpl=- cpo=- conv=0/-/1",
+			"(direct): s=2 v=2 calls=0/0/0 leads=0 req=0 orders=1/1/1 rev=10000.00 margin=4000.00 cost=0.00 roi=- romi=- cpl=- cpo=- conv=0/-/1",
 			"(not found): s=0 v=0 calls=0/0/0 leads=0 req=0 orders=1/1/1 rev=1500.00 margin=1500.00 cost=0.00 roi=- romi=- cpl=- cpo=- conv=-/-/1",
 		})
 
@@ -276,7 +276,7 @@ func TestGolden(t *testing.T) {
 		check(t, "linear, by traffic type", lines(r), []string{
 			// orders O1 O2 O5 O8 + half O3; paid O1 O5 + half O3: revenue 10000+4000+1500, margin 4000+3000+1500.
 			"ad: s=8 v=7 calls=2/1/1 leads=1 req=2 orders=4.5/3.5/2.5 rev=15500.00 margin=8500.00 cost=1150.00 roi=12.4783 romi=6.3913 cpl=575.00 cpo=328.57 conv=0.25/1.75/0.7143",
-			"direct: s=2 v=2 calls=0/0/0 leads=0 req=0 orders=1/0/0 rev=0.00 margin=0.00 cost=0.00 roi=- romi=- cpl=- cpo=- conv=0/-/-",
+			"direct: s=2 v=2 calls=0/0/0 leads=0 req=0 orders=0/0/0 rev=0.00 margin=0.00 cost=0.00 roi=- romi=- cpl=- cpo=- conv=0/-/-",
 			"organic: s=1 v=1 calls=0/0/0 leads=0 req=0 orders=0.5/0.5/0.5 rev=1500.00 margin=1500.00 cost=0.00 roi=- romi=- cpl=- cpo=- conv=0/-/1",
 			"referral: s=1 v=1 calls=0/0/0 leads=1 req=1 orders=1/0/0 rev=0.00 margin=0.00 cost=0.00 roi=- romi=- cpl=- cpo=- conv=1/0/-",
 			"none: s=0 v=0 calls=0/0/0 leads=0 req=0 orders=1/1/1 rev=1500.00 margin=1500.00 cost=0.00 roi=- romi=- cpl=- cpo=- conv=-/-/1",

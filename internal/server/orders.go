@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -9,11 +10,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/throughline/throughline/internal/attribution"
 	"github.com/throughline/throughline/internal/counter"
 	"github.com/throughline/throughline/internal/crm"
+	"github.com/throughline/throughline/internal/matching"
 )
 
-// listOrders answers GET /api/v1/counters/{id}/orders?from=&to=&status_type=&limit=&cursor=&format=.
+// listOrders answers GET /api/v1/counters/{id}/orders?from=&to=&status_type=&matched=&model=&limit=&cursor=&format=.
 // JSON pages through the orders; format=csv streams every matching order.
 func (s *Server) listOrders(w http.ResponseWriter, r *http.Request, id int64) {
 	c, err := counter.Get(r.Context(), s.db, id)
@@ -42,19 +45,31 @@ func (s *Server) listOrders(w http.ResponseWriter, r *http.Request, id int64) {
 		writeError(w, badRequest("status_type", "status_type must be PAID, IN_PROGRESS, CANCELLED, SPAM, OTHER or UNMAPPED"))
 		return
 	}
-	query := crm.OrderQuery{From: from, To: to, StatusType: st, Limit: limit, Cursor: q.Get("cursor")}
-	if format == "csv" {
-		s.ordersCSV(w, r, id, query)
+	matched, ok := boolParam(w, q, "matched")
+	if !ok {
 		return
 	}
-	orders := []crm.OrderView{}
+	model, err := attribution.ParseModel(q.Get("model"))
+	if err != nil {
+		writeError(w, badRequest("model", "model must be one of %s", strings.Join(attribution.Models, ", ")))
+		return
+	}
+	query := crm.OrderQuery{From: from, To: to, StatusType: st, Matched: matched, Limit: limit, Cursor: q.Get("cursor")}
+	if format == "csv" {
+		s.ordersCSV(w, r, id, query, model)
+		return
+	}
+	orders := []orderView{}
 	next, err := crm.ListOrders(r.Context(), s.db, id, query, func(o *crm.Order) error {
-		orders = append(orders, o.View())
+		orders = append(orders, orderView{OrderView: o.View()})
 		return nil
 	})
 	if errors.Is(err, crm.ErrBadCursor) {
 		writeError(w, badRequest("cursor", "%v", err))
 		return
+	}
+	if err == nil {
+		err = s.attribute(r.Context(), id, orders, model)
 	}
 	if err != nil {
 		s.fail(w, r, err)
@@ -63,11 +78,36 @@ func (s *Server) listOrders(w http.ResponseWriter, r *http.Request, id int64) {
 	writePage(w, "orders", orders, next)
 }
 
-// orderCSVHeader are the columns of the orders export.
-var orderCSVHeader = []string{"id", "created_at", "updated_at", "finished_at", "status", "status_type", "revenue", "cost", "margin",
-	"items", "currency", "type", "contact_id", "sid", "client_ids", "caller_phone", "phones", "emails", "comment", "intake", "changed_at"}
+// orderView is an order with its match: the rung, and the source the model
+// credits ("export to any system via the tracker API", as K50 put it).
+type orderView struct {
+	crm.OrderView
+	Match *matching.Attribution `json:"match"` // null: not matched yet
+}
 
-func (s *Server) ordersCSV(w http.ResponseWriter, r *http.Request, id int64, q crm.OrderQuery) {
+// attribute fills the orders' matches.
+func (s *Server) attribute(ctx context.Context, counterID int64, orders []orderView, model string) error {
+	ids := make([]string, len(orders))
+	for i, o := range orders {
+		ids[i] = o.ID
+	}
+	byID, err := matching.Attributions(ctx, s.db, counterID, ids, model)
+	if err != nil {
+		return err
+	}
+	for i := range orders {
+		orders[i].Match = byID[orders[i].ID]
+	}
+	return nil
+}
+
+// orderCSVHeader are the columns of the orders export: the order, then its
+// match and attributed source.
+var orderCSVHeader = []string{"id", "created_at", "updated_at", "finished_at", "status", "status_type", "revenue", "cost", "margin",
+	"items", "currency", "type", "contact_id", "sid", "client_ids", "caller_phone", "phones", "emails", "comment", "intake", "changed_at",
+	"match_rung", "model", "traffic_type", "source", "medium", "campaign", "content", "term", "weight"}
+
+func (s *Server) ordersCSV(w http.ResponseWriter, r *http.Request, id int64, q crm.OrderQuery, model string) {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="orders.csv"`)
 	cw := csv.NewWriter(w)
@@ -86,21 +126,47 @@ func (s *Server) ordersCSV(w http.ResponseWriter, r *http.Request, id int64, q c
 		return t.Format(time.RFC3339)
 	}
 	q.Limit, q.Cursor = 0, "" // the export is every matching order
+	// Orders stream; their matches are read 500 at a time.
+	var batch []orderView
+	flush := func() error {
+		if err := s.attribute(r.Context(), id, batch, model); err != nil {
+			return err
+		}
+		for _, o := range batch {
+			v := o.OrderView
+			st, items := "", ""
+			if v.StatusType != nil {
+				st = string(*v.StatusType)
+			}
+			if v.Items != nil {
+				items = strconv.FormatInt(*v.Items, 10)
+			}
+			match := make([]string, 9)
+			if m := o.Match; m != nil {
+				t := m.Traffic
+				match = []string{m.Rung, m.Model, t.Type, t.Source, t.Medium, t.Campaign, t.Content, t.Term, strconv.FormatFloat(m.Weight, 'f', -1, 64)}
+			}
+			wrote = true
+			if err := cw.Write(append([]string{v.ID, v.CreatedAt.Format(time.RFC3339), tm(v.UpdatedAt), tm(v.FinishedAt), v.Status, st,
+				str(v.Revenue), str(v.Cost), str(v.Margin), items, v.Currency, v.Type, v.ContactID, v.SID,
+				strings.Join(v.ClientIDs, ","), v.CallerPhone, strings.Join(v.Phones, ","), strings.Join(v.Emails, ","),
+				v.Comment, string(v.Intake), v.ChangedAt.Format(time.RFC3339)}, match...)); err != nil {
+				return err
+			}
+		}
+		batch = batch[:0]
+		return nil
+	}
 	_, err := crm.ListOrders(r.Context(), s.db, id, q, func(o *crm.Order) error {
-		v := o.View()
-		st, items := "", ""
-		if v.StatusType != nil {
-			st = string(*v.StatusType)
+		batch = append(batch, orderView{OrderView: o.View()})
+		if len(batch) == 500 {
+			return flush()
 		}
-		if v.Items != nil {
-			items = strconv.FormatInt(*v.Items, 10)
-		}
-		wrote = true
-		return cw.Write([]string{v.ID, v.CreatedAt.Format(time.RFC3339), tm(v.UpdatedAt), tm(v.FinishedAt), v.Status, st,
-			str(v.Revenue), str(v.Cost), str(v.Margin), items, v.Currency, v.Type, v.ContactID, v.SID,
-			strings.Join(v.ClientIDs, ","), v.CallerPhone, strings.Join(v.Phones, ","), strings.Join(v.Emails, ","),
-			v.Comment, string(v.Intake), v.ChangedAt.Format(time.RFC3339)})
+		return nil
 	})
+	if err == nil {
+		err = flush()
+	}
 	if err != nil && !wrote {
 		w.Header().Del("Content-Disposition")
 		if errors.Is(err, crm.ErrBadCursor) {

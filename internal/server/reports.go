@@ -1,13 +1,17 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/throughline/throughline/internal/counter"
 	"github.com/throughline/throughline/internal/crm"
+	"github.com/throughline/throughline/internal/exports"
 	"github.com/throughline/throughline/internal/matching"
 	"github.com/throughline/throughline/internal/reports"
 	"github.com/throughline/throughline/internal/rollup"
@@ -17,6 +21,7 @@ func (s *Server) reportRoutes() {
 	s.counterAPI("GET /api/v1/counters/{id}/reports/end-to-end", s.endToEndReport)
 	s.counterAPI("GET /api/v1/counters/{id}/reports/daily", s.dailyReport)
 	s.counterAPI("GET /api/v1/counters/{id}/orders/{order}/path", s.orderPath)
+	s.counterAPI("GET /api/v1/counters/{id}/exports/metrica-offline-conversions", s.metricaConversions)
 }
 
 // reportQuery reads a report's counter and parameters, answering the
@@ -112,4 +117,63 @@ func (s *Server) refreshRollups(ctx context.Context) error {
 		s.log.Debug("report rollups refreshed", "periods", n, "took", time.Since(start).Round(time.Millisecond))
 	}
 	return err
+}
+
+// metricaConversions answers GET …/exports/metrica-offline-conversions
+// ?from=&to=&goal=created|paid&target=&max_age_days= with a CSV file ready
+// to upload to Metrica.
+func (s *Server) metricaConversions(w http.ResponseWriter, r *http.Request, id int64) {
+	c, err := counter.Get(r.Context(), s.db, id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	from, to, apiErr := timeRange(q.Get("from"), q.Get("to"), c.Location())
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	mq := exports.MetricaQuery{From: from, To: to, Goal: cmp.Or(q.Get("goal"), exports.GoalPaid), Target: q.Get("target"),
+		MaxAgeDays: exports.MetricaWindowDays, Now: time.Now()}
+	if mq.Target == "" {
+		mq.Target = "crm_order_" + mq.Goal
+	}
+	if v := q.Get("max_age_days"); v != "" {
+		if mq.MaxAgeDays, err = strconv.Atoi(v); err != nil {
+			writeError(w, badRequest("max_age_days", "max_age_days must be a whole number of days (0: no limit)"))
+			return
+		}
+	}
+	var invalid *exports.InvalidError
+	if err := mq.Check(); errors.As(err, &invalid) {
+		writeError(w, badRequest(invalid.Field, "%s", invalid.Error()))
+		return
+	}
+	// Rows stream as they are read; an error after the first is logged.
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="offline-conversions-`+mq.Goal+`.csv"`)
+	sw := &sentWriter{w: w}
+	n, err := exports.MetricaOfflineConversions(r.Context(), s.db, id, mq, sw)
+	if err != nil && !sw.sent {
+		w.Header().Del("Content-Disposition")
+		w.Header().Del("Content-Type")
+		s.fail(w, r, err)
+		return
+	}
+	if err != nil {
+		s.log.Error("offline conversions export cut short", "counter", id, "rows", n, "err", err)
+	}
+}
+
+// sentWriter tells whether anything reached the client: until then a
+// failure can still be answered with an error.
+type sentWriter struct {
+	w    io.Writer
+	sent bool
+}
+
+func (s *sentWriter) Write(p []byte) (int, error) {
+	s.sent = true
+	return s.w.Write(p)
 }

@@ -83,6 +83,37 @@ func TestReportAndOrderPathAPI(t *testing.T) {
 			t.Fatalf("daily: %d %s", r.status, r.body)
 		}
 
+		// The orders API says how each order was matched and whom it credits.
+		var orders struct {
+			Orders []struct {
+				ID    string
+				Match *struct {
+					Rung, Model string
+					Traffic     struct{ Source, Medium, Campaign string }
+					Weight      float64
+				}
+			}
+		}
+		r = f.api(t, "GET", "/orders?matched=true", "")
+		decode(t, r.body, &orders)
+		if len(orders.Orders) != 1 || orders.Orders[0].Match == nil || orders.Orders[0].Match.Rung != "uuid" ||
+			orders.Orders[0].Match.Traffic.Source != "yandex" || orders.Orders[0].Match.Traffic.Campaign != "boots" || orders.Orders[0].Match.Weight != 1 {
+			t.Fatalf("matched orders: %s", r.body)
+		}
+		if r = f.api(t, "GET", "/orders?matched=false", ""); !strings.Contains(string(r.body), `"orders":[]`) {
+			t.Errorf("unmatched orders: %s", r.body)
+		}
+		r = f.api(t, "GET", "/orders?format=csv&model=first_click", "")
+		if lines := strings.Split(strings.TrimSpace(string(r.body)), "\n"); len(lines) != 2 || !strings.HasSuffix(lines[0], ",match_rung,model,traffic_type,source,medium,campaign,content,term,weight") ||
+			!strings.HasSuffix(lines[1], ",uuid,first_click,ad,yandex,cpc,boots,,,1") {
+			t.Errorf("orders CSV: %s", r.body)
+		}
+		for _, bad := range []string{"/orders?matched=perhaps", "/orders?model=best"} {
+			if r := f.api(t, "GET", bad, ""); r.status != 400 {
+				t.Errorf("%s: %d", bad, r.status)
+			}
+		}
+
 		for _, c := range []struct{ query, field string }{
 			{"/reports/end-to-end", "from"},
 			{"/reports/end-to-end?from=" + day + "&to=" + day + "&group=city", "group"},
@@ -97,8 +128,20 @@ func TestReportAndOrderPathAPI(t *testing.T) {
 		if r := f.api(t, "GET", "/orders/nope/path", ""); r.status != 404 {
 			t.Errorf("path of an unknown order: %d", r.status)
 		}
+		// The offline conversions file: no Direct click in this visit, so
+		// only the header; bad parameters are refused.
+		r = f.api(t, "GET", "/exports/metrica-offline-conversions?goal=paid&target=crm_paid", "")
+		if r.status != 200 || string(r.body) != "Yclid,Target,DateTime,Price,Currency\n" || r.header.Get("Content-Type") != "text/csv; charset=utf-8" {
+			t.Errorf("offline conversions: %d %q", r.status, r.body)
+		}
+		for _, c := range []struct{ query, field string }{{"goal=bought", "goal"}, {"target=a%20b", "target"}, {"max_age_days=x", "max_age_days"}, {"from=yesterday", "from"}} {
+			r := f.api(t, "GET", "/exports/metrica-offline-conversions?"+c.query, "")
+			if r.status != 400 || !strings.Contains(string(r.body), `"field":"`+c.field+`"`) {
+				t.Errorf("offline conversions ?%s: %d %s", c.query, r.status, r.body)
+			}
+		}
 		// Another tenant's token sees none of it.
-		for _, p := range []string{q, "/reports/daily?from=" + day + "&to=" + day, "/orders/A-1/path"} {
+		for _, p := range []string{q, "/reports/daily?from=" + day + "&to=" + day, "/orders/A-1/path", "/exports/metrica-offline-conversions"} {
 			if r := f.do(t, "GET", "/api/v1/counters/"+id(f.a)+p, f.tokB, nil); r.status != 404 {
 				t.Errorf("B's token on A's %s: %d", p, r.status)
 			}
