@@ -24,6 +24,7 @@ import (
 	"github.com/throughline/throughline/internal/matching"
 	"github.com/throughline/throughline/internal/store"
 	"github.com/throughline/throughline/internal/tracker"
+	"github.com/throughline/throughline/internal/webhooks"
 )
 
 // DefaultMaxBody caps request bodies on routes that do not set their own limit.
@@ -57,6 +58,10 @@ type Config struct {
 
 	// MatchPoll is how often queued orders are matched (2 s when 0).
 	MatchPoll time.Duration
+
+	// WebhookPoll is how often due order webhook deliveries are looked for
+	// (5 s when 0).
+	WebhookPoll time.Duration
 }
 
 // ImportsConfig configures CRM uploads (the Metrica-compatible API) and the
@@ -93,6 +98,9 @@ type Server struct {
 
 	matcher     *matching.Worker
 	matcherDone chan struct{}
+
+	sender     *webhooks.Sender
+	senderDone chan struct{}
 }
 
 // New builds the server and its routes.
@@ -145,6 +153,12 @@ func New(db *store.DB, cfg Config) *Server {
 		defer close(s.matcherDone)
 		s.matcher.Run(schedCtx)
 	}()
+	s.sender = &webhooks.Sender{DB: db, Log: cfg.Logger, Guard: webhooks.Guard{AllowPrivate: cfg.Imports.AllowPrivateFeeds}}
+	s.senderDone = make(chan struct{})
+	go func() {
+		defer close(s.senderDone)
+		s.sender.Run(schedCtx, cfg.WebhookPoll)
+	}()
 	s.routes()
 	return s
 }
@@ -155,7 +169,7 @@ func New(db *store.DB, cfg Config) *Server {
 // before closing the database.
 func (s *Server) Close(ctx context.Context) error {
 	s.stopSched()
-	for _, done := range []chan struct{}{s.schedDone, s.matcherDone} {
+	for _, done := range []chan struct{}{s.schedDone, s.matcherDone, s.senderDone} {
 		select {
 		case <-done:
 		case <-ctx.Done():
@@ -240,6 +254,7 @@ func (s *Server) routes() {
 	// Anything else under /api/ answers in JSON, as the API promises.
 	s.handle("/api/", s.apiFallback)
 	s.costRoutes()
+	s.webhookRoutes()
 }
 
 // handle registers a route with the default body limit.
