@@ -60,6 +60,9 @@ func Mark(ctx context.Context, q store.Execer, d store.Dialect, counterID int64,
 	if len(days) == 0 {
 		return nil
 	}
+	// In order: concurrent writers then take the rows' locks in one order
+	// and cannot deadlock each other (PostgreSQL).
+	slices.Sort(days)
 	args := make([]any, 0, 2*len(days))
 	for _, day := range days {
 		args = append(args, counterID, day)
@@ -258,6 +261,15 @@ func Refresh(ctx context.Context, db *store.DB, zone func(counterID int64) (*tim
 // periods: the one or two local days each UTC day overlaps, and their
 // months. It returns the periods that were built and no longer are.
 func applyMarks(ctx context.Context, db *store.DB, counterID int64, loc *time.Location) ([]string, error) {
+	// Usually there is nothing to do: look before taking the writer.
+	var one int
+	err := db.Reader().QueryRowContext(ctx, `SELECT 1 FROM rollup_dirty WHERE counter_id = $1 LIMIT 1`, counterID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rollup: change marks: %w", err)
+	}
 	conn, tx, err := begin(ctx, db, counterID)
 	if err != nil {
 		return nil, err
