@@ -530,12 +530,23 @@ func (g *gen) reports(ctx context.Context, engine string, c counter.Counter) err
 	}
 	cold := time.Since(t0)
 	var warm []time.Duration
+	if *profile != "" {
+		f, err := os.Create(engine + "-report-" + *profile)
+		if err != nil {
+			return err
+		}
+		pprof.StartCPUProfile(f)
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	for range *nReports {
 		t := time.Now()
 		if rep, err = reports.EndToEnd(ctx, g.db, c.ID, c.Location(), q, now); err != nil {
 			return err
 		}
 		warm = append(warm, time.Since(t))
+	}
+	if *profile != "" {
+		pprof.StopCPUProfile()
 	}
 	var plain []time.Duration
 	var raw map[[3]string]*rawRow

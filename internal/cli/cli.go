@@ -43,6 +43,7 @@ func commands() []command {
 		{"import", "import CRM orders (file or URL) or ad costs: import orders|costs", runImport},
 		{"hook", "telephony webhooks of a counter: hook create|list|revoke", runHook},
 		{"match", "match a counter's queued orders to visits, calls and leads now (serve does it in the background)", runMatch},
+		{"demo", "create (or recreate) a demo counter filled with a synthetic month", runDemo},
 		{"version", "print the version", runVersion},
 	}
 }

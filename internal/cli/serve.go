@@ -27,7 +27,9 @@ func runServe(ctx context.Context, cio cmdIO, args []string) error {
 	var addr, shutdownTimeout, proxies, rateText, burstText, batchText, delayText string
 	var ff feedFlags
 	var publicURL string
+	var withDemo bool
 	f := newFlagSet("serve", "serve [flags]", cio.stdout)
+	f.BoolVar(&withDemo, "demo", false, "first create (or recreate) the demo counter with a synthetic month of data, and log its token")
 	f.stringVar(&publicURL, "public-url", "THROUGHLINE_PUBLIC_URL", "", "the URL providers reach this server at (https://tl.shop.ru); needed behind a reverse proxy for Twilio's signatures")
 	f.stringVar(&addr, "addr", "THROUGHLINE_ADDR", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
 	f.stringVar(&shutdownTimeout, "shutdown-timeout", "THROUGHLINE_SHUTDOWN_TIMEOUT", "30s", "how long to let in-flight requests finish on SIGINT/SIGTERM")
@@ -95,6 +97,11 @@ func runServe(ctx context.Context, cio cmdIO, args []string) error {
 	}
 	defer db.Close()
 	log.Info("database ready", "engine", db.Dialect(), "at", db.Target(), "schema_from", res.From, "schema", res.To)
+	if withDemo {
+		if err := serveDemo(ctx, db, log, ln.Addr().String()); err != nil {
+			return err
+		}
+	}
 
 	// Uploads and feeds are spooled to disk while they are checked; keep
 	// the spool beside the data rather than in a small /tmp.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/throughline/throughline/internal/crm"
+	"github.com/throughline/throughline/internal/rollup"
 	"github.com/throughline/throughline/internal/store"
 )
 
@@ -281,6 +282,10 @@ func apply(ctx context.Context, db *store.DB, counterID int64, src rowSource, re
 					currency = excluded.currency, imported_at = excluded.imported_at
 				WHERE `+changed("ad_costs", "excluded"), counterID, now); err != nil {
 				return fmt.Errorf("costs: apply: %w", err)
+			}
+			// The reports' sums of these days change.
+			if err := rollup.MarkDays(ctx, tx, counterID, `SELECT day FROM ad_costs_stage`); err != nil {
+				return err
 			}
 		}
 		if d == store.SQLite {

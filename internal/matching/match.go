@@ -679,7 +679,8 @@ func (o *order) note(rung string) {
 }
 
 // supersede reports whether evidence of kind found at at is newer than what
-// the order already holds for the same rung and key, dropping the older one.
+// the order already holds for the same rung and key, dropping the older one
+// (and the touch it brought, whatever order the rows came in).
 func (o *order) supersede(rung, kind, key string, at time.Time) bool {
 	for i, e := range o.evidence {
 		if e.Rung == rung && e.Kind == kind && e.Key == key {
@@ -687,6 +688,9 @@ func (o *order) supersede(rung, kind, key string, at time.Time) bool {
 				return false
 			}
 			o.evidence = slices.Delete(o.evidence, i, i+1)
+			if !slices.ContainsFunc(o.evidence, func(x Evidence) bool { return x.Kind == kind && x.Ref == e.Ref }) {
+				o.extra = slices.DeleteFunc(o.extra, func(t Touch) bool { return t.Kind == kind && t.Ref == e.Ref })
+			}
 			break
 		}
 	}

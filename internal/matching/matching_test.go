@@ -348,3 +348,34 @@ func TestWebhookEvents(t *testing.T) {
 		}
 	})
 }
+
+// TestRepeatCallerKeepsOnlyTheLastCall: a customer who called a static
+// number twice before the order has one call in the path — the last —
+// whichever order the calls were stored (and are read) in.
+func TestRepeatCallerKeepsOnlyTheLastCall(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		for _, order := range [][]string{{"early", "late"}, {"late", "early"}} {
+			f := newFixture(t, db)
+			static, src := "78001002030", calltracking.Traffic{Source: "radio", Medium: "offline"}
+			if _, err := calltracking.SaveNumber(ctx, db, f.c.ID, calltracking.NumberInput{Number: &static, Source: &src}); err != nil {
+				t.Fatal(err)
+			}
+			at := map[string]time.Time{"early": day.Add(-3 * time.Hour), "late": day.Add(-time.Hour)}
+			ids := map[string]string{}
+			for _, name := range order {
+				c, err := calltracking.Ingest(ctx, db, f.c, calltracking.Event{Provider: "generic", CallID: name, Caller: "79161112233",
+					Tracked: static, StartedAt: at[name]}, day)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids[name] = fmt.Sprint(c.ID)
+			}
+			f.k50("date;orderId;callerPhone;sid;uuid\n2026-03-10 12:00:00;R1;79161112233;;\n")
+			f.run()
+			if m := f.match("R1"); m.Rung != "caller_phone" || m.refs() != ids["late"] {
+				t.Errorf("stored %v: path %q, want only the last call %s", order, m.refs(), ids["late"])
+			}
+		}
+	})
+}

@@ -177,8 +177,14 @@ type acc struct {
 	cost, clicks, impressions              float64
 }
 
-func (a *acc) add(o *acc) error {
-	if err := a.traffic.Add(&o.traffic); err != nil {
+// add adds o to a; with take, o is not used again and a may keep its
+// visitor sketch.
+func (a *acc) add(o *acc, take bool) error {
+	add := a.traffic.Add
+	if take {
+		add = a.traffic.Take
+	}
+	if err := add(&o.traffic); err != nil {
 		return err
 	}
 	a.orders += o.orders
@@ -215,10 +221,12 @@ func EndToEnd(ctx context.Context, db *store.DB, counterID int64, loc *time.Loca
 			g = &acc{}
 			groups[id], dims[id] = g, d
 		}
-		if err := g.add(a); err != nil {
+		if err := g.add(a, true); err != nil {
 			return nil, err
 		}
-		if err := total.add(a); err != nil {
+	}
+	for _, g := range groups {
+		if err := total.add(g, false); err != nil {
 			return nil, err
 		}
 	}
@@ -405,7 +413,7 @@ func load(ctx context.Context, db *store.DB, counterID int64, q Query, periods [
 		return nil, fmt.Errorf("reports: orders: %w", err)
 	}
 
-	if err := spreadCosts(ctx, db, counterID, q, grain, byPeriod, out, get); err != nil {
+	if err := spreadCosts(ctx, db, counterID, periods, grain, byPeriod, out, get); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -436,20 +444,11 @@ type costKey struct {
 // it names them) in proportion to their sessions in the bucket — so a report
 // that slices finer than the costs were given (by term, by traffic type)
 // shares them out. A cost without sessions stays on a row of its own key.
-func spreadCosts(ctx context.Context, db *store.DB, counterID int64, q Query, grain string, byPeriod bool,
+func spreadCosts(ctx context.Context, db *store.DB, counterID int64, periods []string, grain string, byPeriod bool,
 	out map[periodKey]*acc, get func(string, rollup.Key) *acc) error {
-	cols, group := "source, medium, campaign, content, term", "source, medium, campaign, content, term"
-	if grain == rollup.Coarse {
-		cols, group = "source, medium, campaign, '', ''", "source, medium, campaign"
-	}
-	if byPeriod {
-		cols, group = "day, "+cols, "day, "+group
-	} else {
-		cols = "'', " + cols
-	}
-	rows, err := db.Reader().QueryContext(ctx, `SELECT `+cols+`, SUM(cost), SUM(clicks), SUM(impressions)
-		FROM ad_costs WHERE counter_id = $1 AND day >= $2 AND day <= $3
-		GROUP BY `+group, counterID, q.From.Format(time.DateOnly), q.To.Format(time.DateOnly))
+	where, args := periodFilter(db.Dialect(), counterID, grain, periods)
+	rows, err := db.Reader().QueryContext(ctx, `SELECT period, source, medium, campaign, content, term, cost, clicks, impressions
+		FROM rollup_costs WHERE `+where, args...)
 	if err != nil {
 		return fmt.Errorf("reports: costs: %w", err)
 	}
@@ -462,7 +461,11 @@ func spreadCosts(ctx context.Context, db *store.DB, counterID int64, q Query, gr
 			rows.Close()
 			return fmt.Errorf("reports: costs: %w", err)
 		}
-		costs[k] = figures{float64(cost), float64(clicks), float64(impressions)}
+		if !byPeriod {
+			k.bucket = ""
+		}
+		f := costs[k]
+		costs[k] = figures{f.cost + float64(cost), f.clicks + float64(clicks), f.impressions + float64(impressions)}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -636,7 +639,7 @@ func DailySeries(ctx context.Context, db *store.DB, counterID int64, loc *time.L
 	}
 	for pk, a := range keys {
 		if sum := byDay[pk.period]; sum != nil && q.keep(pk.key) {
-			if err := sum.add(a); err != nil {
+			if err := sum.add(a, true); err != nil {
 				return nil, err
 			}
 		}

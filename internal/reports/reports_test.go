@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/throughline/throughline/internal/calltracking"
+	"github.com/throughline/throughline/internal/costs"
 	"github.com/throughline/throughline/internal/counter"
 	"github.com/throughline/throughline/internal/crm"
 	"github.com/throughline/throughline/internal/leads"
@@ -353,6 +354,13 @@ func TestLateDataReachesTheReport(t *testing.T) {
 		}
 		if after.Totals.Orders != before.Totals.Orders+2 {
 			t.Errorf("orders %g → %g, want two more", before.Totals.Orders, after.Totals.Orders)
+		}
+		// A cost uploaded late lands on its day.
+		if _, err := costs.ImportRows(ctx, db, s.c.ID, []costs.Row{{Day: "2026-03-25", Source: "vk", Medium: "cpc", Campaign: "promo", Cost: 5000}}); err != nil {
+			t.Fatal(err)
+		}
+		if m := row(s.report(q), "vk"); m.Cost != "150.00" {
+			t.Errorf("vk after a late cost: %+v", m)
 		}
 		// The unmapped status "weird" becomes PAID: O8 (google) is paid now.
 		if err := crm.SaveStatuses(ctx, db, s.c.ID, []crm.Status{{Code: "weird", Type: crm.Paid}}, false); err != nil {

@@ -48,15 +48,28 @@ func NewSketch() *hyperloglog.Sketch {
 }
 
 // Add adds o's figures to t, merging the visitors.
-func (t *Traffic) Add(o *Traffic) error {
+func (t *Traffic) Add(o *Traffic) error { return t.add(o, false) }
+
+// Take is Add for an o that is not used again: t may keep o's visitor
+// sketch rather than copy it (a report merges thousands).
+func (t *Traffic) Take(o *Traffic) error { return t.add(o, true) }
+
+func (t *Traffic) add(o *Traffic, take bool) error {
 	t.Sessions += o.Sessions
 	t.Calls += o.Calls
 	t.UniqueCalls += o.UniqueCalls
 	t.AnsweredCalls += o.AnsweredCalls
 	t.Leads += o.Leads
 	if o.Visitors != nil {
+		if t.Visitors == nil && take {
+			t.Visitors = o.Visitors
+			return nil
+		}
 		if t.Visitors == nil {
-			t.Visitors = NewSketch()
+			// A sum of many: dense from the start, so merging is a
+			// register-wise max rather than sparse lists growing and
+			// converting again and again.
+			t.Visitors, _ = hyperloglog.NewSketch(12, false)
 		}
 		if err := t.Visitors.Merge(o.Visitors); err != nil {
 			return fmt.Errorf("rollup: merge visitors: %w", err)
@@ -230,6 +243,18 @@ func buildDay(ctx context.Context, db *store.DB, counterID int64, loc *time.Loca
 	}
 	if err := writeRows(ctx, conn, tx, db.Dialect(), counterID, day, traffic, orders); err != nil {
 		return false, err
+	}
+	// Costs are kept by local day already: the day's rows, summed by key.
+	for _, g := range []struct{ grain, cols, group string }{
+		{Fine, "source, medium, campaign, content, term", "source, medium, campaign, content, term"},
+		{Coarse, "source, medium, campaign, '', ''", "source, medium, campaign"},
+	} {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO rollup_costs (counter_id, period, grain, source, medium, campaign, content, term,
+			cost, clicks, impressions)
+			SELECT counter_id, day, '`+g.grain+`', `+g.cols+`, SUM(cost), SUM(clicks), SUM(impressions)
+			FROM ad_costs WHERE counter_id = $1 AND day = $2 GROUP BY counter_id, day, `+g.group, counterID, day); err != nil {
+			return false, fmt.Errorf("rollup: costs of %s: %w", day, err)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO rollup_rungs (counter_id, period, rung, orders)
 		SELECT counter_id, $4, rung, count(*) FROM order_matches
@@ -417,6 +442,13 @@ func buildMonth(ctx context.Context, db *store.DB, counterID int64, month string
 		FROM rollup_orders WHERE counter_id = $1 AND period > $2 AND period < $3
 		GROUP BY counter_id, `+dims, append(in, month)...); err != nil {
 		return false, fmt.Errorf("rollup: orders of %s: %w", month, err)
+	}
+	costDims := "grain, source, medium, campaign, content, term"
+	if _, err := tx.ExecContext(ctx, `INSERT INTO rollup_costs (counter_id, period, `+costDims+`, cost, clicks, impressions)
+		SELECT counter_id, $4, `+costDims+`, SUM(cost), SUM(clicks), SUM(impressions)
+		FROM rollup_costs WHERE counter_id = $1 AND period > $2 AND period < $3
+		GROUP BY counter_id, `+costDims, append(in, month)...); err != nil {
+		return false, fmt.Errorf("rollup: costs of %s: %w", month, err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO rollup_rungs (counter_id, period, rung, orders)
 		SELECT counter_id, $4, rung, SUM(orders) FROM rollup_rungs

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/throughline/throughline/internal/store"
@@ -70,6 +71,20 @@ func Mark(ctx context.Context, q store.Execer, d store.Dialect, counterID int64,
 	if _, err := q.ExecContext(ctx, `INSERT INTO rollup_dirty (counter_id, utc_day) VALUES `+d.Values(len(days), 2)+`
 		ON CONFLICT (counter_id, utc_day) DO NOTHING`, args...); err != nil {
 		return fmt.Errorf("rollup: mark %d days changed: %w", len(days), err)
+	}
+	return nil
+}
+
+// MarkDays records that the counter's data of the local days (YYYY-MM-DD)
+// that the query selects changed — for data kept by local day, such as ad
+// costs. A local day always overlaps the UTC day of the same date (zones
+// are within ±14 h), so marking that UTC day rebuilds it.
+func MarkDays(ctx context.Context, q store.Execer, counterID int64, daysQuery string, args ...any) error {
+	// WHERE true: without it SQLite would read ON CONFLICT as a join's ON.
+	if _, err := q.ExecContext(ctx, `INSERT INTO rollup_dirty (counter_id, utc_day)
+		SELECT DISTINCT `+strconv.FormatInt(counterID, 10)+`, d.day FROM (`+daysQuery+`) d WHERE true ORDER BY d.day
+		ON CONFLICT (counter_id, utc_day) DO NOTHING`, args...); err != nil {
+		return fmt.Errorf("rollup: mark days changed: %w", err)
 	}
 	return nil
 }
@@ -378,7 +393,7 @@ func claim(ctx context.Context, tx *sql.Tx, counterID int64, period string) (boo
 
 // clearPeriod deletes the period's rows before it is built again.
 func clearPeriod(ctx context.Context, tx *sql.Tx, counterID int64, period string) error {
-	for _, table := range []string{"rollup_traffic", "rollup_orders", "rollup_rungs"} {
+	for _, table := range []string{"rollup_traffic", "rollup_orders", "rollup_costs", "rollup_rungs"} {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE counter_id = $1 AND period = $2`, counterID, period); err != nil {
 			return fmt.Errorf("rollup: clear %s of %s: %w", table, period, err)
 		}

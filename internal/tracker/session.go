@@ -73,9 +73,17 @@ func (r Rules) decide(s *activeSession, uuid string, at time.Time, c Campaign) s
 // by sid, so ids that grow with time insert at the end of those indexes
 // instead of dirtying random pages all over them on every group commit.
 func newSessionID(now time.Time) string {
+	var random [10]byte
+	rand.Read(random[:])
+	return IDAt(now, random)
+}
+
+// IDAt is the UUIDv7 of time t with the given random bits: ids sort by
+// time. (The demo generates its ids with a seeded generator.)
+func IDAt(t time.Time, random [10]byte) string {
 	var b [16]byte
-	rand.Read(b[6:])
-	ms := uint64(now.UnixMilli())
+	copy(b[6:], random[:])
+	ms := uint64(t.UnixMilli())
 	for i := 5; i >= 0; i-- {
 		b[i] = byte(ms)
 		ms >>= 8

@@ -67,6 +67,23 @@ CREATE TABLE rollup_orders (
     PRIMARY KEY (counter_id, period, grain, basis, traffic_type, source, medium, campaign, content, term, status_type)
 ) WITHOUT ROWID;
 
+-- Ad costs per period and key (content and term empty on coarse rows),
+-- so a year's report does not sum ad_costs row by row.
+CREATE TABLE rollup_costs (
+    counter_id  bigint NOT NULL,
+    period      text   NOT NULL,
+    grain       text   NOT NULL,
+    source      text   NOT NULL,
+    medium      text   NOT NULL,
+    campaign    text   NOT NULL,
+    content     text   NOT NULL,
+    term        text   NOT NULL,
+    cost        integer NOT NULL, -- minor units
+    clicks      integer NOT NULL,
+    impressions integer NOT NULL,
+    PRIMARY KEY (counter_id, period, grain, source, medium, campaign, content, term)
+) WITHOUT ROWID;
+
 -- Orders by the rung that matched them (by order creation): the report's
 -- data-quality line.
 CREATE TABLE rollup_rungs (
