@@ -1,0 +1,517 @@
+package retailcrm
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The JSON helpers of spec §9: RetailCRM answers the same field in several
+// shapes, so each such field gets a type that accepts all of them.
+
+// isNull reports whether data is JSON null (or nothing, which a missing
+// value decodes from in our own calls).
+func isNull(data []byte) bool {
+	data = bytes.TrimSpace(data)
+	return len(data) == 0 || string(data) == "null"
+}
+
+// ---------------------------------------------------------------- FlexMap
+
+// FlexMap is a customFields object: code → raw JSON value (string, number,
+// bool or array for multiselects). RetailCRM sends `[]` instead of `{}` when
+// there are none; null, `{}` and `[]` all decode to an empty map. A
+// non-empty array (never seen) keeps its elements under keys "0", "1", …
+// rather than failing the whole order.
+type FlexMap map[string]json.RawMessage
+
+func (m *FlexMap) UnmarshalJSON(data []byte) error {
+	data = bytes.TrimSpace(data)
+	switch {
+	case isNull(data):
+		*m = nil
+		return nil
+	case data[0] == '[':
+		var list []json.RawMessage
+		if err := json.Unmarshal(data, &list); err != nil {
+			return fmt.Errorf("customFields: %w", err)
+		}
+		out := make(FlexMap, len(list))
+		for i, v := range list {
+			out[strconv.Itoa(i)] = v
+		}
+		*m = out
+		return nil
+	case data[0] == '{':
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(data, &obj); err != nil {
+			return fmt.Errorf("customFields: %w", err)
+		}
+		*m = obj
+		return nil
+	}
+	return fmt.Errorf("customFields: want an object or an array, got %.20s", data)
+}
+
+// String returns the value of code as text (see Order.Field for the rules);
+// ok is false when the field is missing, null or empty.
+func (m FlexMap) String(code string) (string, bool) {
+	raw, ok := m[code]
+	if !ok {
+		return "", false
+	}
+	var v any
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	if d.Decode(&v) != nil {
+		return "", false
+	}
+	return text(v)
+}
+
+// ---------------------------------------------------------------- FlexErrors
+
+// FlexErrors is the `errors` of an error body: field → message. RetailCRM
+// sends an object or an array of strings; array items are keyed "0", "1", …
+// (as the official Go client does). Values that are not strings (nested
+// objects) are kept as their compact JSON.
+type FlexErrors map[string]string
+
+func (e *FlexErrors) UnmarshalJSON(data []byte) error {
+	data = bytes.TrimSpace(data)
+	if isNull(data) {
+		*e = nil
+		return nil
+	}
+	out := FlexErrors{}
+	switch data[0] {
+	case '[':
+		var list []json.RawMessage
+		if err := json.Unmarshal(data, &list); err != nil {
+			return fmt.Errorf("errors: %w", err)
+		}
+		for i, v := range list {
+			out[strconv.Itoa(i)] = rawText(v)
+		}
+	case '{':
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(data, &obj); err != nil {
+			return fmt.Errorf("errors: %w", err)
+		}
+		for k, v := range obj {
+			out[k] = rawText(v)
+		}
+	default:
+		// A bare string or number: keep it rather than lose the message.
+		out["0"] = rawText(data)
+	}
+	*e = out
+	return nil
+}
+
+// rawText is a JSON value as text: a string unquoted, anything else compact.
+func rawText(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, raw) == nil {
+		return b.String()
+	}
+	return string(raw)
+}
+
+// ---------------------------------------------------------------- payments
+
+// Payment is one payment of an order.
+type Payment struct {
+	ID         int64    `json:"id"`
+	Type       string   `json:"type"`
+	Status     string   `json:"status"`
+	Amount     Money    `json:"amount"`
+	PaidAt     DateTime `json:"paidAt"`
+	ExternalID string   `json:"externalId"`
+	Comment    string   `json:"comment"`
+}
+
+// FlexPayments is an order's payments. RetailCRM sends an object keyed by
+// payment id, `{}`, `[]` or an array; all decode to a list ordered by id
+// (object key order is not kept by Go, and ids grow with time).
+type FlexPayments []Payment
+
+func (p *FlexPayments) UnmarshalJSON(data []byte) error {
+	data = bytes.TrimSpace(data)
+	if isNull(data) {
+		*p = nil
+		return nil
+	}
+	var list []Payment
+	switch data[0] {
+	case '[':
+		if err := json.Unmarshal(data, &list); err != nil {
+			return fmt.Errorf("payments: %w", err)
+		}
+	case '{':
+		var obj map[string]Payment
+		if err := json.Unmarshal(data, &obj); err != nil {
+			return fmt.Errorf("payments: %w", err)
+		}
+		keys := make([]string, 0, len(obj))
+		for k := range obj {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			pay := obj[k]
+			if pay.ID == 0 {
+				pay.ID, _ = strconv.ParseInt(k, 10, 64)
+			}
+			list = append(list, pay)
+		}
+	default:
+		return fmt.Errorf("payments: want an object or an array, got %.20s", data)
+	}
+	sort.SliceStable(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+	*p = list
+	return nil
+}
+
+// Paid is the sum of the payments with status "paid".
+func (p FlexPayments) Paid() Money {
+	var sum Money
+	for _, x := range p {
+		if x.Status == "paid" {
+			sum += x.Amount
+		}
+	}
+	return sum
+}
+
+// ---------------------------------------------------------------- Money
+
+// Money is an amount in minor units (kopecks), as Throughline stores money.
+// RetailCRM sends a JSON number with a fraction (1395.16, -1157.1); strings
+// ("1395.16", "1395,16") and null are accepted too. The decimal text is
+// converted exactly — never through a float — and rounded half away from
+// zero to two places.
+type Money int64
+
+// ErrMoneyRange is an amount too large for Money.
+var ErrMoneyRange = errors.New("amount out of range")
+
+func (m *Money) UnmarshalJSON(data []byte) error {
+	data = bytes.TrimSpace(data)
+	if isNull(data) {
+		*m = 0
+		return nil
+	}
+	s := string(data)
+	decimalComma := false
+	if data[0] == '"' {
+		if err := json.Unmarshal(data, &s); err != nil {
+			return fmt.Errorf("amount: %w", err)
+		}
+		// Text amounts may be written for people: "1 000,25".
+		s = strings.NewReplacer(" ", "", "\u00a0", "", "\u202f", "").Replace(strings.TrimSpace(s))
+		if s == "" {
+			*m = 0
+			return nil
+		}
+		decimalComma = true
+	}
+	v, err := ParseMoney(s, decimalComma)
+	if err != nil {
+		return fmt.Errorf("amount %q: %w", s, err)
+	}
+	*m = v
+	return nil
+}
+
+func (m Money) MarshalJSON() ([]byte, error) { return []byte(m.String()), nil }
+
+// String formats the amount as a decimal: 139516 → "1395.16", 150 → "1.5",
+// -5 → "-0.05".
+func (m Money) String() string {
+	u := uint64(m)
+	sign := ""
+	if m < 0 {
+		sign, u = "-", uint64(-m) // -MinInt64 wraps to itself, and as uint64 is right
+	}
+	switch cents := u % 100; {
+	case cents == 0:
+		return fmt.Sprintf("%s%d", sign, u/100)
+	case cents%10 == 0:
+		return fmt.Sprintf("%s%d.%d", sign, u/100, cents/10)
+	default:
+		return fmt.Sprintf("%s%d.%02d", sign, u/100, cents)
+	}
+}
+
+// ParseMoney converts a decimal number (optionally signed, with a fraction
+// and an exponent: "1395.16", "-1e3") to minor units. With decimalComma a
+// "," is accepted as the decimal point.
+func ParseMoney(s string, decimalComma bool) (Money, error) {
+	i, neg := 0, false
+	if i < len(s) && (s[i] == '-' || s[i] == '+') {
+		neg = s[i] == '-'
+		i++
+	}
+	var digits []byte // significant digits, leading zeros dropped
+	frac, seenDigit, seenPoint := 0, false, false
+	for ; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			seenDigit = true
+			if seenPoint {
+				frac++
+			}
+			if c != '0' || len(digits) > 0 {
+				digits = append(digits, c)
+			}
+			continue
+		case (c == '.' || (decimalComma && c == ',')) && !seenPoint:
+			seenPoint = true
+			continue
+		}
+		break
+	}
+	if !seenDigit {
+		return 0, errors.New("not a number")
+	}
+	exp := 0
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		eneg := false
+		if i < len(s) && (s[i] == '-' || s[i] == '+') {
+			eneg = s[i] == '-'
+			i++
+		}
+		start := i
+		for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+			if exp < 100000 { // beyond this the value is 0 or out of range anyway
+				exp = exp*10 + int(s[i]-'0')
+			}
+		}
+		if i == start {
+			return 0, errors.New("not a number")
+		}
+		if eneg {
+			exp = -exp
+		}
+	}
+	if i != len(s) {
+		return 0, errors.New("not a number")
+	}
+	// value = digits × 10^(exp − frac), in minor units × 10^2. Leading zeros
+	// after the point were not kept in digits but were counted in frac.
+	scale := exp - frac + 2
+	if len(digits) == 0 {
+		return 0, nil
+	}
+	keep := len(digits) + scale // how many digits are above the minor unit
+	var u uint64
+	switch {
+	case keep > 19:
+		return 0, ErrMoneyRange
+	case keep <= 0:
+		if keep == 0 && digits[0] >= '5' {
+			u = 1
+		}
+	default:
+		for j := 0; j < keep; j++ {
+			d := uint64('0')
+			if j < len(digits) {
+				d = uint64(digits[j])
+			}
+			if u > (1<<63-1-(d-'0'))/10 {
+				return 0, ErrMoneyRange
+			}
+			u = u*10 + d - '0'
+		}
+		if keep < len(digits) && digits[keep] >= '5' {
+			u++
+		}
+	}
+	if u > 1<<63-1 {
+		return 0, ErrMoneyRange
+	}
+	if neg {
+		return -Money(u), nil
+	}
+	return Money(u), nil
+}
+
+// ---------------------------------------------------------------- dates
+
+// Layouts of RetailCRM dates: they carry no zone and are in the account's
+// time zone (spec §8.5).
+const (
+	DateTimeLayout = "2006-01-02 15:04:05"
+	DateLayout     = "2006-01-02"
+)
+
+// wallClock marks a DateTime whose zone is not known yet: decoded from the
+// API, before the client placed it in the account's zone.
+var wallClock = time.FixedZone("wall-clock", 0)
+
+// DateTime is a RetailCRM date-time. The API sends "2006-01-02 15:04:05"
+// (or a bare date) without a zone; the Client places every DateTime it
+// decodes in the account's time zone, so the embedded time.Time is the real
+// instant (use .UTC() for storage). A DateTime decoded by json.Unmarshal
+// alone is wall-clock time in a zone named "wall-clock" until InZone. Null,
+// "" and a missing field are the zero time.
+type DateTime struct{ time.Time }
+
+// ParseDateTime parses a RetailCRM date-time or date in loc. RFC 3339 text,
+// which carries its own zone, is accepted too.
+func ParseDateTime(s string, loc *time.Location) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	for _, layout := range []string{DateTimeLayout, DateLayout, "2006-01-02T15:04:05"} {
+		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
+			return t, nil
+		}
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("date %q: want YYYY-MM-DD HH:MM:SS", s)
+}
+
+// FormatDateTime formats t in loc the way RetailCRM filters want it.
+func FormatDateTime(t time.Time, loc *time.Location) string {
+	return t.In(loc).Format(DateTimeLayout)
+}
+
+func (d *DateTime) UnmarshalJSON(data []byte) error {
+	if isNull(data) {
+		d.Time = time.Time{}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("date: want a string, got %.30s", data)
+	}
+	if strings.TrimSpace(s) == "" {
+		d.Time = time.Time{}
+		return nil
+	}
+	t, err := ParseDateTime(s, wallClock)
+	if err != nil {
+		return err
+	}
+	d.Time = t
+	return nil
+}
+
+// MarshalJSON writes RFC 3339 once the zone is known (so nothing is lost)
+// and the API's own zoneless form before.
+func (d DateTime) MarshalJSON() ([]byte, error) {
+	if d.IsZero() {
+		return []byte("null"), nil
+	}
+	if d.Location() == wallClock {
+		return json.Marshal(d.Format(DateTimeLayout))
+	}
+	return json.Marshal(d.Format(time.RFC3339))
+}
+
+// InZone places a wall-clock DateTime in loc; a DateTime whose zone is
+// already known is returned as it is.
+func (d DateTime) InZone(loc *time.Location) DateTime {
+	if d.IsZero() || d.Location() != wallClock || loc == nil {
+		return d
+	}
+	y, mo, day := d.Date()
+	h, mi, s := d.Clock()
+	return DateTime{time.Date(y, mo, day, h, mi, s, d.Nanosecond(), loc)}
+}
+
+// ---------------------------------------------------------------- raw fields
+
+// rawDoc is the raw JSON of an order or customer, parsed once on the first
+// Field call: an import reads a dozen fields of each of many orders.
+type rawDoc struct {
+	raw  json.RawMessage
+	once sync.Once
+	v    any
+}
+
+func newRawDoc(raw []byte) *rawDoc { return &rawDoc{raw: append(json.RawMessage(nil), raw...)} }
+
+func (r *rawDoc) field(path string) (string, bool) {
+	if r == nil {
+		return "", false
+	}
+	r.once.Do(func() {
+		d := json.NewDecoder(bytes.NewReader(r.raw))
+		d.UseNumber() // keep numbers as sent: "1395.16", not 1395.1599999
+		_ = d.Decode(&r.v)
+	})
+	return lookup(r.v, path)
+}
+
+// lookup follows a dot path through objects (by key) and arrays (by index).
+func lookup(v any, path string) (string, bool) {
+	if path == "" {
+		return "", false
+	}
+	for _, seg := range strings.Split(path, ".") {
+		switch x := v.(type) {
+		case map[string]any:
+			var ok bool
+			if v, ok = x[seg]; !ok {
+				return "", false
+			}
+		case []any:
+			i, err := strconv.Atoi(seg)
+			if err != nil || i < 0 || i >= len(x) {
+				return "", false
+			}
+			v = x[i]
+		default:
+			return "", false
+		}
+	}
+	return text(v)
+}
+
+// text renders a decoded JSON value for Field: strings as they are, numbers
+// as sent, booleans "true"/"false", arrays of scalars (multiselect custom
+// fields) joined with ",", objects and other arrays as compact JSON.
+// Null and "" are reported as missing: the API sends both for "no value".
+func text(v any) (string, bool) {
+	switch x := v.(type) {
+	case nil:
+		return "", false
+	case string:
+		return x, x != ""
+	case json.Number:
+		return x.String(), true
+	case bool:
+		return strconv.FormatBool(x), true
+	case []any:
+		parts := make([]string, 0, len(x))
+		for _, e := range x {
+			switch e.(type) {
+			case map[string]any, []any:
+				b, _ := json.Marshal(x)
+				return string(b), len(x) > 0
+			}
+			if s, ok := text(e); ok {
+				parts = append(parts, s)
+			}
+		}
+		return strings.Join(parts, ","), len(parts) > 0
+	default:
+		b, _ := json.Marshal(x)
+		return string(b), true
+	}
+}
