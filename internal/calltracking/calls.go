@@ -160,6 +160,9 @@ func ingest(ctx context.Context, db *store.DB, ctr counter.Counter, ev Event, re
 	now := receivedAt.UTC().Truncate(time.Microsecond)
 	var out *Call
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		if err := matching.LockLateData(ctx, tx, db.Dialect(), ctr.ID); err != nil {
+			return err
+		}
 		lock := ""
 		if db.Dialect() == store.Postgres {
 			lock = " FOR UPDATE"

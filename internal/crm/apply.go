@@ -113,6 +113,9 @@ func apply(ctx context.Context, db *store.DB, counterID int64, sr *spoolReader, 
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, crmLock, int32(counterID)); err != nil {
 			return fmt.Errorf("crm: apply: lock: %w", err)
 		}
+		if err := matching.LockLateData(ctx, tx, a.d, counterID); err != nil {
+			return fmt.Errorf("crm: apply: %w", err)
+		}
 		// The lookups probe the primary key once per id whatever the
 		// statistics say (see queryIDs), so one plan serves every batch:
 		// planning each of a million-row import's thousand lookups anew
@@ -871,6 +874,7 @@ func (a *applier) flushContacts() error {
 		return fmt.Errorf("crm: look up contacts: %w", err)
 	}
 	var args []any
+	var changed []string // uniq ids: their contacts' orders may match differently now
 	n := 0
 	write := func() error {
 		if n == 0 {
@@ -902,17 +906,17 @@ func (a *applier) flushContacts() error {
 		}
 		m.ImportID, m.ChangedAt, m.ImportedAt = a.importID, a.now, a.now
 		args = contactArgs(args, a.counterID, m, h)
-		// The contact's orders may match differently now.
-		if err := matching.EnqueueByKey(a.ctx, a.tx, a.counterID, matching.KeyContact, m.UniqID, a.now); err != nil {
-			return err
-		}
+		changed = append(changed, m.UniqID)
 		if n++; n == rowsPerStatement {
 			if err := write(); err != nil {
 				return err
 			}
 		}
 	}
-	return write()
+	if err := write(); err != nil {
+		return err
+	}
+	return matching.EnqueueByKeys(a.ctx, a.tx, a.d, a.counterID, matching.KeyContact, changed, a.now)
 }
 
 func contactUpsertSQL(values string) string {

@@ -150,6 +150,9 @@ func Create(ctx context.Context, db *store.DB, counterID int64, in Input, origin
 		return normalize.MD5(v)
 	}
 	err = db.Tx(ctx, func(tx *sql.Tx) error {
+		if err := matching.LockLateData(ctx, tx, db.Dialect(), counterID); err != nil {
+			return err
+		}
 		err := tx.QueryRowContext(ctx, `INSERT INTO leads (counter_id, type, subject, name, phone, phone_raw, email, phone_md5, email_md5,
 			comment, sid, uuid, traffic_type, source, medium, campaign, origin, created_at, received_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING id`,
@@ -300,6 +303,9 @@ func Capture(ctx context.Context, db *store.DB, counterID int64, sid, uuid strin
 	now = now.UTC().Truncate(time.Microsecond)
 	n := 0
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		if err := matching.LockLateData(ctx, tx, db.Dialect(), counterID); err != nil {
+			return err
+		}
 		for _, k := range keys {
 			res, err := tx.ExecContext(ctx, `INSERT INTO form_captures (counter_id, md5, kind, sid, uuid, captured_at)
 				VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (counter_id, md5, sid) DO NOTHING`, counterID, k.md5, k.kind, sid, uuid, now)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,6 +53,8 @@ type Evidence struct {
 	Kind  string    `json:"kind"`  // what it matched: session, call, lead, capture
 	Ref   string    `json:"ref"`   // that thing's id
 	At    time.Time `json:"at"`
+
+	visitor string // the visitor it names, '' when none
 }
 
 // Traffic is a touch's source.
@@ -167,9 +170,17 @@ func runBatch(ctx context.Context, db *store.DB, counterID int64) (Stats, int, e
 	if d == store.Postgres {
 		lock = " FOR UPDATE SKIP LOCKED" // another process takes other orders
 	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	if d == store.Postgres {
+		// A batch is one counter's, matched under that counter's shared
+		// late-data lock (see LockLateData).
+		if counterID, err = lockCounter(ctx, tx, counterID, now); err != nil || counterID == 0 {
+			return Stats{}, 0, err
+		}
+	}
 	rows, err := tx.QueryContext(ctx, `DELETE FROM match_queue WHERE (counter_id, order_id) IN (
-		SELECT counter_id, order_id FROM match_queue WHERE ($1 = 0 OR counter_id = $1) ORDER BY queued_at LIMIT $2`+lock+`)
-		RETURNING counter_id, order_id`, counterID, BatchSize)
+		SELECT counter_id, order_id FROM match_queue WHERE ($1 = 0 OR counter_id = $1) AND queued_at <= $3 ORDER BY queued_at LIMIT $2`+lock+`)
+		RETURNING counter_id, order_id`, counterID, BatchSize, now)
 	if err != nil {
 		return Stats{}, 0, fmt.Errorf("matching: take a batch: %w", err)
 	}
@@ -194,11 +205,14 @@ func runBatch(ctx context.Context, db *store.DB, counterID int64) (Stats, int, e
 		byCounter[q.counter] = append(byCounter[q.counter], q.order)
 	}
 	var st Stats
-	for c, ids := range byCounter {
-		m := &matcher{ctx: ctx, tx: tx, conn: conn, d: d, counter: c, now: time.Now().UTC().Truncate(time.Microsecond), prev: map[string]previous{}}
-		s, err := m.match(ids)
+	// Counters in order: the rollup marks of two batches are then taken in
+	// the same order (no deadlock between them on PostgreSQL).
+	for _, c := range slices.Sorted(maps.Keys(byCounter)) {
+		m := &matcher{ctx: ctx, tx: tx, conn: conn, d: d, counter: c, now: now, prev: map[string]previous{}}
+		s, err := m.match(byCounter[c])
 		if err != nil {
-			return Stats{}, 0, err
+			tx.Rollback()
+			return Stats{}, 0, postpone(ctx, conn, batch, now, err)
 		}
 		st.add(s)
 	}
@@ -206,6 +220,60 @@ func runBatch(ctx context.Context, db *store.DB, counterID int64) (Stats, int, e
 		return Stats{}, 0, fmt.Errorf("matching: commit: %w", err)
 	}
 	return st, len(batch), nil
+}
+
+// lockCounter takes the late-data lock of counterID shared, waiting for it;
+// with counterID 0, of the first counter with due orders whose lock is free
+// now (tried in due order, stopping at the first taken). It returns the
+// counter locked, 0 when none.
+func lockCounter(ctx context.Context, tx *sql.Tx, counterID int64, now time.Time) (int64, error) {
+	if counterID != 0 {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock_shared($1, ($2 % 2147483647)::int)`, lockClass, counterID); err != nil {
+			return 0, fmt.Errorf("matching: lock counter %d: %w", counterID, err)
+		}
+		return counterID, nil
+	}
+	var locked int64
+	err := tx.QueryRowContext(ctx, `SELECT counter_id FROM (
+			SELECT counter_id, min(queued_at) AS due FROM match_queue WHERE queued_at <= $2 GROUP BY counter_id ORDER BY due LIMIT 100) c
+		WHERE pg_try_advisory_xact_lock_shared($1, (counter_id % 2147483647)::int) LIMIT 1`, lockClass, now).Scan(&locked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("matching: lock a counter: %w", err)
+	}
+	return locked, nil
+}
+
+// Retry is how long a batch that failed waits before it is taken again, so
+// one order that cannot be matched does not stop the queue behind it.
+const Retry = 10 * time.Minute
+
+// postpone puts a failed batch's orders back at the end of the queue, due
+// again after Retry, and returns the batch's error.
+func postpone(ctx context.Context, conn *sql.Conn, batch []queued, now time.Time, cause error) error {
+	if ctx.Err() != nil {
+		return cause // the batch is still queued as it was
+	}
+	err := func() error {
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		for _, q := range batch {
+			if _, err := tx.ExecContext(ctx, `UPDATE match_queue SET queued_at = $3 WHERE counter_id = $1 AND order_id = $2`,
+				q.counter, q.order, now.Add(Retry)); err != nil {
+				return err
+			}
+		}
+		return tx.Commit()
+	}()
+	if err != nil {
+		return fmt.Errorf("%w (and postponing the batch: %v)", cause, err)
+	}
+	return fmt.Errorf("%w (its %d orders are tried again in %v)", cause, len(batch), Retry)
 }
 
 type matcher struct {
@@ -464,11 +532,21 @@ func (m *matcher) byKeys(columns, table, keyCol string, keys []string, extra str
 			CROSS JOIN LATERAL (SELECT `+columns+` FROM `+table+` WHERE counter_id = $1 AND `+keyCol+` = k.lookup_key`+cond+tail+`) AS t`, args...)
 	}
 	// SQLite: numbered parameters for the condition, anonymous ones for the
-	// key list (fast to prepare), which is why the keys come last.
-	for _, k := range keys {
-		args = append(args, k)
-	}
+	// key list (fast to prepare), which is why the keys come last. Past
+	// SQLite's 32,766 parameters (an order with thousands of client ids)
+	// the keys go as one JSON array instead.
 	in := strings.TrimSuffix(strings.Repeat("?, ", len(keys)), ", ")
+	if len(keys) > maxSQLiteKeys {
+		list, err := json.Marshal(keys)
+		if err != nil {
+			return nil, err
+		}
+		args, in = append(args, string(list)), "SELECT value FROM json_each(?)"
+	} else {
+		for _, k := range keys {
+			args = append(args, k)
+		}
+	}
 	if perKey == 0 {
 		q := `SELECT ` + columns + ` FROM ` + table + ` WHERE counter_id = $1` + cond + ` AND ` + keyCol + ` IN (` + in + `)`
 		return m.tx.QueryContext(m.ctx, sqliteNumbered(q, len(extraArgs)+1), args...)
@@ -477,6 +555,9 @@ func (m *matcher) byKeys(columns, table, keyCol string, keys []string, extra str
 		FROM ` + table + ` WHERE counter_id = $1` + cond + ` AND ` + keyCol + ` IN (` + in + `)) WHERE rn <= ` + strconv.Itoa(perKey)
 	return m.tx.QueryContext(m.ctx, sqliteNumbered(q, len(extraArgs)+1), args...)
 }
+
+// maxSQLiteKeys is the most keys byKeys binds one by one on SQLite.
+var maxSQLiteKeys = 30000
 
 // sqliteNumbered rewrites $1…$n of a SQLite statement as ?NNN, which binds
 // by number whatever "?" follow (the key list's anonymous parameters then
@@ -661,6 +742,7 @@ func (m *matcher) findEvidence(orders []*order) error {
 
 // found records evidence that names a visitor.
 func (o *order) found(e Evidence, visitor string) {
+	e.visitor = visitor
 	o.evidence = append(o.evidence, e)
 	if visitor == "" {
 		o.note(e.Rung)
@@ -688,6 +770,9 @@ func (o *order) supersede(rung, kind, key string, at time.Time) bool {
 				return false
 			}
 			o.evidence = slices.Delete(o.evidence, i, i+1)
+			if e.visitor != "" {
+				o.revisit(e.visitor)
+			}
 			if !slices.ContainsFunc(o.evidence, func(x Evidence) bool { return x.Kind == kind && x.Ref == e.Ref }) {
 				o.extra = slices.DeleteFunc(o.extra, func(t Touch) bool { return t.Kind == kind && t.Ref == e.Ref })
 			}
@@ -695,6 +780,23 @@ func (o *order) supersede(rung, kind, key string, at time.Time) bool {
 		}
 	}
 	return true
+}
+
+// revisit sets what found visitor v from the evidence left, so a visitor
+// that only superseded evidence named leaves the path whatever order the
+// rows came in.
+func (o *order) revisit(v string) {
+	delete(o.visitors, v)
+	if slices.Contains(o.clientIDs, v) {
+		o.visitors[v] = RungUUID
+	} else if slices.Contains(o.contactClientIDs, v) {
+		o.visitors[v] = RungContact
+	}
+	for _, e := range o.evidence {
+		if r, ok := o.visitors[v]; e.visitor == v && (!ok || rungRank(e.Rung) < rungRank(r)) {
+			o.visitors[v] = e.Rung
+		}
+	}
 }
 
 // lastCall keeps, per rung, the last call before the order.
@@ -737,6 +839,9 @@ func (m *matcher) calls(col string, keys []string, window []any) ([]*callRow, er
 		}
 		out = append(out, c)
 	}
+	// Oldest first, ties by id: which of two equal calls wins must not
+	// depend on the order the engine returned them.
+	slices.SortFunc(out, func(a, b *callRow) int { return cmp.Or(a.at.Compare(b.at), cmp.Compare(a.id, b.id)) })
 	return out, rows.Err()
 }
 
@@ -755,6 +860,7 @@ func (m *matcher) leads(col string, keys []string, window []any) ([]*leadRow, er
 		}
 		out = append(out, l)
 	}
+	slices.SortFunc(out, func(a, b *leadRow) int { return cmp.Or(a.at.Compare(b.at), cmp.Compare(a.id, b.id)) })
 	return out, rows.Err()
 }
 

@@ -250,6 +250,7 @@ func TestLookbackAndLateData(t *testing.T) {
 		f.k50("date;orderId;callerPhone;sid;uuid\n2026-03-10 12:00:00;L1;;;" + uid(1) + "\n" +
 			"2026-03-10 12:00:00;L2;79161112233;;\n")
 		f.orders("id,create_date_time,phones\nL3,10.03.2026 12:00,89165554433\n")
+		f.orders("id,create_date_time,client_uniq_id,phones\nL4,10.03.2026 12:00,C9,\n")
 		f.run()
 		if m := f.match("L1"); m.refs() != "inside" {
 			t.Errorf("L1 path %q, want only the session inside the window and before the order", m.refs())
@@ -271,12 +272,23 @@ func TestLookbackAndLateData(t *testing.T) {
 		if _, err := leads.Create(ctx, db, f.c.ID, leads.Input{Phone: "+79165554433", SID: "s3", UUID: uid(3), CreatedAt: &created}, "api", day.Add(2*h)); err != nil {
 			t.Fatal(err)
 		}
-		if n, _ := matching.Queued(ctx, db, f.c.ID); n != 2 {
-			t.Errorf("late data queued %d orders, want L2 and L3", n)
+		// L4's contact arrives late with the visitor id the site knew.
+		f.session("s4", uid(4), day.Add(-4*h), "ad", "yandex", "cpc", "")
+		if _, err := crm.Import(ctx, db, f.c.ID, crm.Options{Intake: crm.ContactsUp}, func() (crm.RowReader, error) {
+			return crm.NewMetricaJSONReader(strings.NewReader(`{"contacts": [{"uniq_id": "C9", "client_ids": ["`+uid(4)+`"]}, {"uniq_id": "C10"}]}`),
+				crm.MetricaFormat{Intake: crm.ContactsUp, Location: time.UTC})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := matching.Queued(ctx, db, f.c.ID); n != 3 {
+			t.Errorf("late data queued %d orders, want L2, L3 and L4", n)
 		}
 		st := f.run()
-		if st.Orders != 2 {
-			t.Errorf("re-matched %d orders, want 2 (incremental, not everything)", st.Orders)
+		if st.Orders != 3 {
+			t.Errorf("re-matched %d orders, want 3 (incremental, not everything)", st.Orders)
+		}
+		if m := f.match("L4"); m.Rung != "contact" || m.refs() != "s4" {
+			t.Errorf("L4 after its contact: %+v", m)
 		}
 		if m := f.match("L2"); m.Rung != "caller_phone" || len(m.Touches) != 1 || m.Touches[0].Kind != "call" || m.Touches[0].Source != "radio" {
 			t.Errorf("L2 after the late call: %+v", m)
@@ -376,6 +388,91 @@ func TestRepeatCallerKeepsOnlyTheLastCall(t *testing.T) {
 			if m := f.match("R1"); m.Rung != "caller_phone" || m.refs() != ids["late"] {
 				t.Errorf("stored %v: path %q, want only the last call %s", order, m.refs(), ids["late"])
 			}
+		}
+	})
+}
+
+// Two leads with the order's phone from two visitors: only the later lead's
+// visitor is in the path, whichever lead was stored first.
+func TestRepeatLeadKeepsOnlyTheLastVisitor(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		for _, order := range [][]int{{1, 2}, {2, 1}} {
+			f := newFixture(t, db)
+			at := map[int]time.Time{1: day.Add(-3 * time.Hour), 2: day.Add(-time.Hour)}
+			for _, n := range order {
+				sid := fmt.Sprintf("v%d", n)
+				f.session(sid, uid(n), at[n].Add(-time.Minute), "ad", "yandex", "cpc", sid)
+				created := at[n]
+				if _, err := leads.Create(ctx, db, f.c.ID, leads.Input{Phone: "+79160000077", SID: sid, UUID: uid(n), CreatedAt: &created}, "api", day); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.orders("id,create_date_time,phones\nR1,10.03.2026 12:00,79160000077\n")
+			f.run()
+			if m := f.match("R1"); m.Rung != "phone" || m.refs() != "v2" || len(m.Evidence) != 1 {
+				t.Errorf("stored %v: rung %s, path %q, evidence %+v; want phone, only v2, one lead", order, m.Rung, m.refs(), m.Evidence)
+			}
+		}
+	})
+}
+
+// More keys than SQLite binds one by one go as a JSON array: same match.
+func TestManyKeys(t *testing.T) {
+	old := matching.SetMaxSQLiteKeys(1)
+	defer matching.SetMaxSQLiteKeys(old)
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		f.session("m1", uid(1), day.Add(-48*time.Hour), "ad", "yandex", "cpc", "one")
+		f.session("m2", uid(2), day.Add(-time.Hour), "organic", "google", "organic", "")
+		f.orders("id,create_date_time,client_ids\nK1,10.03.2026 12:00,\"" + uid(1) + "," + uid(2) + "," + uid(3) + "\"\n")
+		f.run()
+		if m := f.match("K1"); m.Rung != "uuid" || m.refs() != "m1,m2" {
+			t.Errorf("rung %s, path %q; want uuid, m1,m2", m.Rung, m.refs())
+		}
+	})
+}
+
+// A batch that cannot be matched (here: a corrupt order row) is put back
+// for later, and the orders queued after it are matched meanwhile.
+func TestFailedBatchDoesNotBlockTheQueue(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := newFixture(t, db)
+		// The database refuses the order's match, as a full disk or a bad
+		// row would.
+		poison := []string{`CREATE TRIGGER poison BEFORE INSERT ON order_matches WHEN (NEW.order_id = 'BAD')
+			BEGIN SELECT RAISE(ABORT, 'poisoned order'); END`}
+		if db.Dialect() == store.Postgres {
+			poison = []string{`CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'poisoned order'; END $$`,
+				`CREATE TRIGGER poison BEFORE INSERT ON order_matches FOR EACH ROW WHEN (NEW.order_id = 'BAD') EXECUTE FUNCTION poison()`}
+		}
+		for _, q := range poison {
+			if _, err := db.Writer().Exec(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f.orders("id,create_date_time,phones\nBAD,10.03.2026 12:00,79160000001\n")
+		if _, err := matching.Run(ctx, db, f.c.ID); err == nil || !strings.Contains(err.Error(), "poisoned order") || !strings.Contains(err.Error(), "tried again in") {
+			t.Fatalf("run with a corrupt order: %v, want the batch's error and its postponement", err)
+		}
+		var due time.Time
+		if err := db.Reader().QueryRow(`SELECT queued_at FROM match_queue WHERE counter_id = $1 AND order_id = 'BAD'`, f.c.ID).Scan(&due); err != nil {
+			t.Fatal(err)
+		}
+		if time.Until(due) < matching.Retry-time.Minute {
+			t.Errorf("failed order due %v, want about %v from now", due, matching.Retry)
+		}
+		f.session("g1", uid(1), day.Add(-time.Hour), "ad", "yandex", "cpc", "one")
+		f.orders("id,create_date_time,client_ids\nGOOD,10.03.2026 12:00," + uid(1) + "\n")
+		if _, err := matching.Run(ctx, db, f.c.ID); err != nil {
+			t.Fatalf("run after: %v", err)
+		}
+		if m := f.match("GOOD"); m.Rung != "uuid" {
+			t.Errorf("the order queued after the failed batch: rung %s, want uuid", m.Rung)
+		}
+		if n, _ := matching.Queued(ctx, db, f.c.ID); n != 1 {
+			t.Errorf("queued %d, want the postponed order only", n)
 		}
 	})
 }

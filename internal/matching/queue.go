@@ -48,6 +48,28 @@ func Enqueue(ctx context.Context, q store.Execer, d store.Dialect, counterID int
 	return nil
 }
 
+// lockClass is the first key of the advisory locks below: Throughline's
+// matching, in PostgreSQL's lock space.
+const lockClass = 7246
+
+// LockLateData is taken, on PostgreSQL, by a transaction that writes late
+// data about a counter's customers (calls, leads, form captures, CRM
+// contacts) before it writes anything. Matching a batch of the counter holds
+// the same lock shared from before it reads evidence until it commits, so
+// each waits for the other: otherwise a lead committed while a batch matches
+// an order for the first time would find no order_keys (not committed yet)
+// to re-queue, and the batch would not see the lead. SQLite's single writer
+// already orders them.
+func LockLateData(ctx context.Context, q store.Execer, d store.Dialect, counterID int64) error {
+	if d != store.Postgres {
+		return nil
+	}
+	if _, err := q.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, ($2 % 2147483647)::int)`, lockClass, counterID); err != nil {
+		return fmt.Errorf("matching: lock counter %d: %w", counterID, err)
+	}
+	return nil
+}
+
 // EnqueueByKey marks the matched orders whose customer has key (kind,
 // value): late data about that customer may change their match. (Orders not
 // yet matched are in the queue already.)
@@ -60,6 +82,27 @@ func EnqueueByKey(ctx context.Context, q store.Execer, counterID int64, kind, va
 		ON CONFLICT (counter_id, order_id) DO NOTHING`, counterID, kind, value, now.UTC())
 	if err != nil {
 		return fmt.Errorf("matching: enqueue orders of %s %s: %w", kind, value, err)
+	}
+	return nil
+}
+
+// EnqueueByKeys is EnqueueByKey for many values of one kind (an import's
+// changed contacts), a statement per thousand.
+func EnqueueByKeys(ctx context.Context, q store.Execer, d store.Dialect, counterID int64, kind string, values []string, now time.Time) error {
+	for start := 0; start < len(values); start += 1000 {
+		vs := values[start:min(start+1000, len(values))]
+		// Arguments in the order the parameters appear: SQLite binds its
+		// anonymous ones that way.
+		args := []any{now.UTC(), counterID, kind}
+		for _, v := range vs {
+			args = append(args, v)
+		}
+		if _, err := q.ExecContext(ctx, `INSERT INTO match_queue (counter_id, order_id, queued_at)
+			SELECT counter_id, order_id, `+d.Param(1)+` FROM order_keys WHERE counter_id = `+d.Param(2)+` AND kind = `+d.Param(3)+`
+				AND value IN (`+d.Params(4, len(vs))+`)
+			ON CONFLICT (counter_id, order_id) DO NOTHING`, args...); err != nil {
+			return fmt.Errorf("matching: enqueue orders of %d %s keys: %w", len(vs), kind, err)
+		}
 	}
 	return nil
 }

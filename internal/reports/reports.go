@@ -365,7 +365,9 @@ func load(ctx context.Context, db *store.DB, counterID int64, q Query, periods [
 			rows.Close()
 			return nil, err
 		}
-		if err := get(period, k).traffic.Add(&t); err != nil {
+		// Take: the decoded sketch is fresh and stays sparse (a few
+		// bytes), where Add would make each (period, key) a dense 4 KiB.
+		if err := get(period, k).traffic.Take(&t); err != nil {
 			rows.Close()
 			return nil, err
 		}

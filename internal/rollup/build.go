@@ -37,7 +37,15 @@ func (k Key) coarse() Key { k.Content, k.Term = "", ""; return k }
 type Traffic struct {
 	Sessions, Calls, UniqueCalls, AnsweredCalls, Leads int64
 	Visitors                                           *hyperloglog.Sketch // nil: no sessions
+
+	merged int // sketches merged into Visitors so far
 }
+
+// denseAfter is how many sketches a sum merges into a sparse one before it
+// turns dense: a few small sketches merge fast sparse and stay a few bytes
+// (a report by term has many rare keys); a sum of many is faster as a
+// register-wise max over 4 KiB.
+const denseAfter = 8
 
 // NewSketch returns an empty visitor sketch: HyperLogLog at precision 12
 // (4 KiB at most, about 1.6% error), sparse — exact enough for small
@@ -66,10 +74,14 @@ func (t *Traffic) add(o *Traffic, take bool) error {
 			return nil
 		}
 		if t.Visitors == nil {
-			// A sum of many: dense from the start, so merging is a
-			// register-wise max rather than sparse lists growing and
-			// converting again and again.
-			t.Visitors, _ = hyperloglog.NewSketch(12, false)
+			t.Visitors = NewSketch()
+		}
+		if t.merged++; t.merged == denseAfter {
+			dense, _ := hyperloglog.NewSketch(12, false)
+			if err := dense.Merge(t.Visitors); err != nil {
+				return fmt.Errorf("rollup: merge visitors: %w", err)
+			}
+			t.Visitors = dense
 		}
 		if err := t.Visitors.Merge(o.Visitors); err != nil {
 			return fmt.Errorf("rollup: merge visitors: %w", err)

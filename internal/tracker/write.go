@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -82,8 +83,8 @@ func (c *Collector) write(ctx context.Context, tx *sql.Tx, pl *plan) error {
 	for _, r := range pl.newSessions {
 		started[r.counter] = append(started[r.counter], r.started)
 	}
-	for counterID, times := range started {
-		if err := rollup.Mark(ctx, tx, d, counterID, times...); err != nil {
+	for _, counterID := range slices.Sorted(maps.Keys(started)) { // in order: no deadlock with other markers
+		if err := rollup.Mark(ctx, tx, d, counterID, started[counterID]...); err != nil {
 			return err
 		}
 	}
