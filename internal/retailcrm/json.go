@@ -367,7 +367,8 @@ var wallClock = time.FixedZone("wall-clock", 0)
 // decodes in the account's time zone, so the embedded time.Time is the real
 // instant (use .UTC() for storage). A DateTime decoded by json.Unmarshal
 // alone is wall-clock time in a zone named "wall-clock" until InZone. Null,
-// "" and a missing field are the zero time.
+// "", "0000-00-00 00:00:00", year 0 and a missing field are the zero time;
+// other text that is not a date is an error.
 type DateTime struct{ time.Time }
 
 // ParseDateTime parses a RetailCRM date-time or date in loc. RFC 3339 text,
@@ -399,7 +400,8 @@ func (d *DateTime) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &s); err != nil {
 		return fmt.Errorf("date: want a string, got %.30s", data)
 	}
-	if strings.TrimSpace(s) == "" {
+	// "0000-00-00 00:00:00" is how PHP and MySQL write "no date".
+	if s = strings.TrimSpace(s); s == "" || strings.HasPrefix(s, "0000-00-00") {
 		d.Time = time.Time{}
 		return nil
 	}
@@ -407,12 +409,15 @@ func (d *DateTime) UnmarshalJSON(data []byte) error {
 	if err != nil {
 		return err
 	}
+	if t.Year() < 1 { // year 0: no real date, and not representable in RFC 3339 in every zone
+		t = time.Time{}
+	}
 	d.Time = t
 	return nil
 }
 
-// MarshalJSON writes RFC 3339 once the zone is known (so nothing is lost)
-// and the API's own zoneless form before.
+// MarshalJSON writes RFC 3339 in UTC once the zone is known (exact even for
+// historic zone offsets with seconds) and the API's own zoneless form before.
 func (d DateTime) MarshalJSON() ([]byte, error) {
 	if d.IsZero() {
 		return []byte("null"), nil
@@ -420,7 +425,7 @@ func (d DateTime) MarshalJSON() ([]byte, error) {
 	if d.Location() == wallClock {
 		return json.Marshal(d.Format(DateTimeLayout))
 	}
-	return json.Marshal(d.Format(time.RFC3339))
+	return json.Marshal(d.UTC().Format(time.RFC3339Nano))
 }
 
 // InZone places a wall-clock DateTime in loc; a DateTime whose zone is
