@@ -58,8 +58,8 @@ func (q MetricaQuery) Check() error {
 	if !targetPattern.MatchString(q.Target) {
 		return &InvalidError{"target", fmt.Sprintf("%q: want the Metrica goal's identifier, 1–255 letters, digits, _ - :", q.Target)}
 	}
-	if q.MaxAgeDays < 0 {
-		return &InvalidError{"max_age_days", "must be ≥ 0"}
+	if q.MaxAgeDays < 0 || q.MaxAgeDays > 3660 {
+		return &InvalidError{"max_age_days", "must be 0 (no limit) to 3660"}
 	}
 	return nil
 }

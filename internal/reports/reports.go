@@ -200,8 +200,8 @@ func (a *acc) add(o *acc, take bool) error {
 
 // EndToEnd builds the report of a counter whose days are in loc, as of now.
 func EndToEnd(ctx context.Context, db *store.DB, counterID int64, loc *time.Location, q Query, now time.Time) (*Report, error) {
-	periods := rollup.Periods(q.From, q.To, today(loc, now))
-	if _, err := rollup.Ensure(ctx, db, counterID, loc, periods); err != nil {
+	periods, err := rollup.Ensure(ctx, db, counterID, loc, past(rollup.Periods(q.From, q.To, today(loc, now)), loc, now))
+	if err != nil {
 		return nil, err
 	}
 	keys, err := load(ctx, db, counterID, q, periods, false)
@@ -259,6 +259,18 @@ func EndToEnd(ctx context.Context, db *store.DB, counterID int64, loc *time.Loca
 }
 
 // today is the local date of now in loc.
+// past drops the days after today: nothing has happened on them, and a
+// report reaching years ahead must not build (and store) empty rollups.
+func past(periods []string, loc *time.Location, now time.Time) []string {
+	t := today(loc, now).Format(time.DateOnly)
+	for i, p := range periods {
+		if p > t {
+			return periods[:i]
+		}
+	}
+	return periods
+}
+
 func today(loc *time.Location, now time.Time) time.Time {
 	y, m, d := now.In(loc).Date()
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
@@ -628,7 +640,7 @@ func DailySeries(ctx context.Context, db *store.DB, counterID int64, loc *time.L
 	for d := q.From; !d.After(q.To); d = d.AddDate(0, 0, 1) {
 		periods = append(periods, d.Format(time.DateOnly))
 	}
-	if _, err := rollup.Ensure(ctx, db, counterID, loc, periods); err != nil {
+	if _, err := rollup.Ensure(ctx, db, counterID, loc, past(periods, loc, now)); err != nil {
 		return nil, err
 	}
 	keys, err := load(ctx, db, counterID, q, periods, true)

@@ -299,6 +299,18 @@ func TestGolden(t *testing.T) {
 			": s=1 v=1 calls=1/0/0 leads=0 req=0 orders=1/1/0 rev=0.00 margin=0.00 cost=125.00 roi=-1 romi=-1 cpl=- cpo=125.00 conv=0/-/0",
 		})
 
+		// A range reaching years ahead reads the past and builds nothing
+		// after today.
+		r = s.report("from=2026-03-01&to=2035-12-31")
+		if r.Totals.Sessions == 0 {
+			t.Error("a report to 2035 lost the March sessions")
+		}
+		var future int
+		if err := db.Reader().QueryRow(`SELECT count(*) FROM rollup_periods WHERE counter_id = $1 AND period > $2`,
+			s.c.ID, now.Format(time.DateOnly)).Scan(&future); err != nil || future != 0 {
+			t.Errorf("%d periods after today built (%v), want none", future, err)
+		}
+
 		// Another counter sees none of it.
 		other, _, err := counter.Create(context.Background(), db, counter.NewCounter{Name: "Other", Domain: "other.ru", Timezone: "UTC"})
 		if err != nil {

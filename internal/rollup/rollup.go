@@ -139,18 +139,40 @@ func monthDays(month string) []string {
 
 // Ensure makes the rollups of the periods current for a counter whose days
 // are in loc: it applies the pending change marks, then builds the periods
-// (and the days of months) that are not built. It reports how many periods
-// it built.
-func Ensure(ctx context.Context, db *store.DB, counterID int64, loc *time.Location, periods []string) (int, error) {
+// (and the days of months) that are not built. It returns the periods to
+// read: those asked, except a month that could not be built (a day of it
+// changed meanwhile), whose days stand in for it.
+func Ensure(ctx context.Context, db *store.DB, counterID int64, loc *time.Location, periods []string) ([]string, error) {
 	if _, err := applyMarks(ctx, db, counterID, loc); err != nil {
-		return 0, err
+		return nil, err
 	}
 	if len(periods) == 0 {
-		return 0, nil
+		return nil, nil
 	}
+	unbuilt, err := build(ctx, db, counterID, loc, periods)
+	if err != nil {
+		return nil, err
+	}
+	if len(unbuilt) == 0 {
+		return periods, nil
+	}
+	read := make([]string, 0, len(periods))
+	for _, p := range periods {
+		if unbuilt[p] {
+			read = append(read, monthDays(p)...)
+		} else {
+			read = append(read, p)
+		}
+	}
+	return read, nil
+}
+
+// build builds the periods (and the days of months) that are not built, and
+// returns the months it could not build.
+func build(ctx context.Context, db *store.DB, counterID int64, loc *time.Location, periods []string) (map[string]bool, error) {
 	built, err := builtPeriods(ctx, db, counterID, periods)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	var days, months []string
 	for _, p := range periods {
@@ -168,26 +190,25 @@ func Ensure(ctx context.Context, db *store.DB, counterID int64, loc *time.Locati
 			days = append(days, p)
 		}
 	}
-	n := 0
 	for _, day := range days {
-		ok, err := buildDay(ctx, db, counterID, loc, day)
-		if err != nil {
-			return n, err
-		}
-		if ok {
-			n++
+		if _, err := buildDay(ctx, db, counterID, loc, day); err != nil {
+			return nil, err
 		}
 	}
+	var unbuilt map[string]bool
 	for _, month := range months {
 		ok, err := buildMonth(ctx, db, counterID, month)
 		if err != nil {
-			return n, err
+			return nil, err
 		}
-		if ok {
-			n++
+		if !ok {
+			if unbuilt == nil {
+				unbuilt = map[string]bool{}
+			}
+			unbuilt[month] = true
 		}
 	}
-	return n, nil
+	return unbuilt, nil
 }
 
 // builtPeriods returns which of the periods (and the days of its months) are

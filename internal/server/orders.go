@@ -125,8 +125,10 @@ func (s *Server) ordersCSV(w http.ResponseWriter, r *http.Request, id int64, q c
 		}
 		return t.Format(time.RFC3339)
 	}
-	q.Limit, q.Cursor = 0, "" // the export is every matching order
-	// Orders stream; their matches are read 500 at a time.
+	// The export is every matching order, a page of 500 at a time: each
+	// page's matches are read after the page's rows are closed, so an
+	// export holds one reader connection at a time, never two.
+	q.Limit, q.Cursor = 500, ""
 	var batch []orderView
 	flush := func() error {
 		if err := s.attribute(r.Context(), id, batch, model); err != nil {
@@ -146,26 +148,34 @@ func (s *Server) ordersCSV(w http.ResponseWriter, r *http.Request, id int64, q c
 				t := m.Traffic
 				match = []string{m.Rung, m.Model, t.Type, t.Source, t.Medium, t.Campaign, t.Content, t.Term, strconv.FormatFloat(m.Weight, 'f', -1, 64)}
 			}
+			for i := range match[:len(match)-1] {
+				match[i] = cell(match[i])
+			}
 			wrote = true
-			if err := cw.Write(append([]string{v.ID, v.CreatedAt.Format(time.RFC3339), tm(v.UpdatedAt), tm(v.FinishedAt), v.Status, st,
-				str(v.Revenue), str(v.Cost), str(v.Margin), items, v.Currency, v.Type, v.ContactID, v.SID,
-				strings.Join(v.ClientIDs, ","), v.CallerPhone, strings.Join(v.Phones, ","), strings.Join(v.Emails, ","),
-				v.Comment, string(v.Intake), v.ChangedAt.Format(time.RFC3339)}, match...)); err != nil {
+			if err := cw.Write(append([]string{cell(v.ID), v.CreatedAt.Format(time.RFC3339), tm(v.UpdatedAt), tm(v.FinishedAt), cell(v.Status), st,
+				str(v.Revenue), str(v.Cost), str(v.Margin), items, cell(v.Currency), cell(v.Type), cell(v.ContactID), cell(v.SID),
+				cell(strings.Join(v.ClientIDs, ",")), v.CallerPhone, strings.Join(v.Phones, ","), cell(strings.Join(v.Emails, ",")),
+				cell(v.Comment), string(v.Intake), v.ChangedAt.Format(time.RFC3339)}, match...)); err != nil {
 				return err
 			}
 		}
 		batch = batch[:0]
 		return nil
 	}
-	_, err := crm.ListOrders(r.Context(), s.db, id, q, func(o *crm.Order) error {
-		batch = append(batch, orderView{OrderView: o.View()})
-		if len(batch) == 500 {
-			return flush()
+	var err error
+	for {
+		var next string
+		next, err = crm.ListOrders(r.Context(), s.db, id, q, func(o *crm.Order) error {
+			batch = append(batch, orderView{OrderView: o.View()})
+			return nil
+		})
+		if err == nil {
+			err = flush()
 		}
-		return nil
-	})
-	if err == nil {
-		err = flush()
+		if err != nil || next == "" {
+			break
+		}
+		q.Cursor = next
 	}
 	if err != nil && !wrote {
 		w.Header().Del("Content-Disposition")
@@ -180,6 +190,17 @@ func (s *Server) ordersCSV(w http.ResponseWriter, r *http.Request, id int64, q c
 	if err != nil {
 		s.log.Error("orders export cut short", "counter", id, "err", err)
 	}
+}
+
+// cell keeps a text cell from being read as a formula by a spreadsheet
+// (CSV injection): UTM tags and CRM fields are anyone's text, and a campaign
+// named =HYPERLINK(…) must reach the shop's Excel as text. Number columns
+// are not passed through it (a negative margin stays a number).
+func cell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
 }
 
 func (s *Server) getOrder(w http.ResponseWriter, r *http.Request, id int64) {

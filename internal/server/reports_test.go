@@ -1,6 +1,9 @@
 package server
 
 import (
+	"bytes"
+	"encoding/csv"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -108,6 +111,39 @@ func TestReportAndOrderPathAPI(t *testing.T) {
 			!strings.HasSuffix(lines[1], ",uuid,first_click,ad,yandex,cpc,boots,,,1") {
 			t.Errorf("orders CSV: %s", r.body)
 		}
+		// The export pages through every order (here two pages), and a text
+		// cell a spreadsheet would run as a formula is kept text.
+		evil := "5e0c7a2f-1b2c-4d3e-8f4a-5b6c7d8e9f00"
+		if f.visit(t, evil, "https://www.a.example.ru/?utm_source=vk&utm_medium=cpc&utm_campaign="+url.QueryEscape(`=HYPERLINK("http://x.ru")`)) == "" {
+			t.Fatal("no session")
+		}
+		var many strings.Builder
+		many.WriteString("id,create_date_time,client_ids,order_status,revenue\n")
+		for i := range 600 {
+			fmt.Fprintf(&many, "B-%03d,%s,%s,PAID,5\n", i, placed, evil)
+		}
+		f.uploadSimple(t, many.String())
+		if r := f.api(t, "PATCH", "", `{"lookback_days": 91}`); r.status != 200 { // matches now (the poll is an hour here)
+			t.Fatalf("patch lookback: %d %s", r.status, r.body)
+		}
+		var csvRows [][]string
+		waitFor(t, func() bool {
+			r := f.api(t, "GET", "/orders?format=csv", "")
+			var err error
+			if csvRows, err = csv.NewReader(bytes.NewReader(r.body)).ReadAll(); err != nil {
+				t.Fatalf("orders CSV: %v", err)
+			}
+			n := 0
+			for _, row := range csvRows {
+				if row[26] == `'=HYPERLINK("http://x.ru")` { // campaign
+					n++
+				}
+			}
+			return n == 600
+		})
+		if len(csvRows) != 602 {
+			t.Errorf("orders CSV: %d lines, want a header and 601 orders", len(csvRows))
+		}
 		for _, bad := range []string{"/orders?matched=perhaps", "/orders?model=best"} {
 			if r := f.api(t, "GET", bad, ""); r.status != 400 {
 				t.Errorf("%s: %d", bad, r.status)
@@ -134,7 +170,7 @@ func TestReportAndOrderPathAPI(t *testing.T) {
 		if r.status != 200 || string(r.body) != "Yclid,Target,DateTime,Price,Currency\n" || r.header.Get("Content-Type") != "text/csv; charset=utf-8" {
 			t.Errorf("offline conversions: %d %q", r.status, r.body)
 		}
-		for _, c := range []struct{ query, field string }{{"goal=bought", "goal"}, {"target=a%20b", "target"}, {"max_age_days=x", "max_age_days"}, {"from=yesterday", "from"}} {
+		for _, c := range []struct{ query, field string }{{"goal=bought", "goal"}, {"target=a%20b", "target"}, {"max_age_days=x", "max_age_days"}, {"max_age_days=200000", "max_age_days"}, {"from=yesterday", "from"}} {
 			r := f.api(t, "GET", "/exports/metrica-offline-conversions?"+c.query, "")
 			if r.status != 400 || !strings.Contains(string(r.body), `"field":"`+c.field+`"`) {
 				t.Errorf("offline conversions ?%s: %d %s", c.query, r.status, r.body)
