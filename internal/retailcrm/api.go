@@ -60,6 +60,7 @@ func (c *Client) Settings(ctx context.Context) (Settings, error) {
 		Value string `json:"value"`
 	}
 	var out struct {
+		envelope
 		Settings struct {
 			Timezone        value `json:"timezone"`
 			DefaultCurrency value `json:"default_currency"`
@@ -76,6 +77,7 @@ func (c *Client) Settings(ctx context.Context) (Settings, error) {
 // Sites lists the stores, keyed by code (GET /reference/sites).
 func (c *Client) Sites(ctx context.Context) (map[string]Site, error) {
 	var out struct {
+		envelope
 		Sites map[string]Site `json:"sites"`
 	}
 	err := c.get(ctx, v5+"/reference/sites", nil, &out)
@@ -85,6 +87,7 @@ func (c *Client) Sites(ctx context.Context) (map[string]Site, error) {
 // Statuses lists the order statuses, keyed by code.
 func (c *Client) Statuses(ctx context.Context) (map[string]Status, error) {
 	var out struct {
+		envelope
 		Statuses map[string]Status `json:"statuses"`
 	}
 	err := c.get(ctx, v5+"/reference/statuses", nil, &out)
@@ -94,6 +97,7 @@ func (c *Client) Statuses(ctx context.Context) (map[string]Status, error) {
 // StatusGroups lists the status groups, keyed by code.
 func (c *Client) StatusGroups(ctx context.Context) (map[string]StatusGroup, error) {
 	var out struct {
+		envelope
 		StatusGroups map[string]StatusGroup `json:"statusGroups"`
 	}
 	err := c.get(ctx, v5+"/reference/status-groups", nil, &out)
@@ -112,6 +116,7 @@ func fillCodes[T any](m map[string]T, set func(*T, string)) map[string]T {
 // User reads a user (a manager) by id.
 func (c *Client) User(ctx context.Context, id int64) (User, error) {
 	var out struct {
+		envelope
 		User User `json:"user"`
 	}
 	err := c.get(ctx, v5+"/users/"+strconv.FormatInt(id, 10), nil, &out)
@@ -128,6 +133,7 @@ func (c *Client) CustomFields(ctx context.Context, entity string) ([]CustomField
 			q.Set("filter[entity]", entity)
 		}
 		var out struct {
+			envelope
 			Pagination   Pagination    `json:"pagination"`
 			CustomFields []CustomField `json:"customFields"`
 		}
@@ -149,6 +155,7 @@ func (c *Client) CustomFieldCreate(ctx context.Context, entity string, f CustomF
 		return "", err
 	}
 	var out struct {
+		envelope
 		Code string `json:"code"`
 	}
 	// Safe to repeat: a second create of the same code fails, it does not
@@ -240,6 +247,7 @@ func (c *Client) Orders(ctx context.Context, f OrdersFilter, page, limit int) ([
 	q.Set("limit", strconv.Itoa(checkLimit(limit)))
 	q.Set("page", strconv.Itoa(max(page, 1)))
 	var out struct {
+		envelope
 		Pagination Pagination `json:"pagination"`
 		Orders     []Order    `json:"orders"`
 	}
@@ -302,6 +310,7 @@ func (c *Client) Order(ctx context.Context, id int64) (Order, error) {
 		return Order{}, err
 	}
 	var out struct {
+		envelope
 		Order Order `json:"order"`
 	}
 	if err := c.get(ctx, v5+"/orders/"+strconv.FormatInt(id, 10), url.Values{"by": {"id"}}, &out); err != nil {
@@ -342,6 +351,7 @@ func (c *Client) OrderEdit(ctx context.Context, site string, id int64, patch map
 
 func (c *Client) orderWrite(ctx context.Context, path string, form url.Values, safe bool) (Order, error) {
 	var out struct {
+		envelope
 		ID    int64  `json:"id"`
 		Order *Order `json:"order"`
 	}
@@ -470,6 +480,7 @@ func (c *Client) Customers(ctx context.Context, f CustomersFilter, page, limit i
 	addAll(q, "filter[sites][]", f.Sites)
 	addExtra(q, f.Extra)
 	var out struct {
+		envelope
 		Pagination Pagination `json:"pagination"`
 		Customers  []Customer `json:"customers"`
 	}
@@ -522,6 +533,7 @@ func (c *Client) CustomerCreate(ctx context.Context, site string, cu NewCustomer
 		return 0, err
 	}
 	var out struct {
+		envelope
 		ID int64 `json:"id"`
 	}
 	err := c.post(ctx, v5+"/customers/create", form, false, &out)

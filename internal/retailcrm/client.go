@@ -361,21 +361,40 @@ func decodeAnswer(endpoint string, status int, data []byte, out any) *APIError {
 	if status >= 400 || !looksJSON(data) {
 		return errorFromBody(endpoint, status, data)
 	}
-	var env envelope
-	if err := json.Unmarshal(data, &env); err != nil {
-		return &APIError{Endpoint: endpoint, HTTPStatus: status, Class: ErrBadResponse, Message: "the answer is not valid JSON", Err: err}
+	// Answers are decoded once: the out types embed the envelope, so a
+	// page of orders is not read twice just to see "success".
+	var env *envelope
+	if a, ok := out.(answerer); ok {
+		if err := json.Unmarshal(data, out); err != nil {
+			// An error body need not fit the success shape: read it as one.
+			var probe envelope
+			if json.Unmarshal(data, &probe) == nil && probe.Success != nil && !*probe.Success {
+				return errorFromBody(endpoint, status, data)
+			}
+			return &APIError{Endpoint: endpoint, HTTPStatus: status, Class: ErrBadResponse, Message: "unexpected answer: " + err.Error(), Err: err}
+		}
+		env = a.answer()
+	} else {
+		env = &envelope{}
+		if err := json.Unmarshal(data, env); err != nil {
+			return &APIError{Endpoint: endpoint, HTTPStatus: status, Class: ErrBadResponse, Message: "the answer is not valid JSON", Err: err}
+		}
+		if out != nil && (env.Success == nil || *env.Success) {
+			if err := json.Unmarshal(data, out); err != nil {
+				return &APIError{Endpoint: endpoint, HTTPStatus: status, Class: ErrBadResponse, Message: "unexpected answer: " + err.Error(), Err: err}
+			}
+		}
 	}
 	if env.Success != nil && !*env.Success {
 		return errorFromBody(endpoint, status, data)
 	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return &APIError{Endpoint: endpoint, HTTPStatus: status, Class: ErrBadResponse, Message: "unexpected answer: " + err.Error(), Err: err}
-	}
 	return nil
 }
+
+// answerer is an answer type that embeds the envelope.
+type answerer interface{ answer() *envelope }
+
+func (e *envelope) answer() *envelope { return e }
 
 func looksJSON(data []byte) bool {
 	data = bytes.TrimSpace(data)

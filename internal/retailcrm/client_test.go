@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -447,4 +449,73 @@ func TestGenerateOrders(t *testing.T) {
 	if len(orders[0].Payments) != 1 || len(orders[1].Payments) != 1 || len(orders[2].Payments) != 0 || len(orders[2].CustomFields) != 0 {
 		t.Errorf("payments/customFields shapes: %+v", orders)
 	}
+}
+
+// BenchmarkEachOrderPage reads 100,000 generated orders with both rate
+// limits off: what reading costs us, without the API's pacing. At the API's
+// 10 requests/s the same 1,000 pages take at least 100 s.
+//
+//	go test -run XXX -bench EachOrderPage -benchtime 1x ./internal/retailcrm
+func BenchmarkEachOrderPage(b *testing.B) {
+	s := fakecrm.New()
+	defer s.Close()
+	s.SetRateLimit(0)
+	const n = 100_000
+	s.GenerateOrders(n, fakecrm.Generate{})
+	c, err := retailcrm.New(s.URL, s.Key(), retailcrm.Options{AllowHTTP: true, RequestsPerSecond: -1, Location: time.UTC})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		s.ResetRequests()
+		read := 0
+		err := c.EachOrderPage(context.Background(), retailcrm.OrdersFilter{}, func(orders []retailcrm.Order) error {
+			for i := range orders {
+				// What an import reads of each order.
+				orders[i].Field("customFields.tl_session_id")
+				orders[i].Field("customer.phones.0.number")
+				orders[i].ItemCount()
+				read++
+			}
+			return nil
+		})
+		if err != nil || read != n {
+			b.Fatalf("%d orders, %v", read, err)
+		}
+	}
+	perRun := b.Elapsed().Seconds() / float64(b.N)
+	b.ReportMetric(n/perRun, "orders/s")
+	b.ReportMetric(float64(s.RequestCount()), "requests")
+	b.ReportMetric(perRun/(float64(s.RequestCount())/retailcrm.MaxRequestsPerSecond), "share-of-rate-bound")
+}
+
+// BenchmarkDecodeOrdersPage is the client's own work on one page of 100
+// generated orders: decoding and reading two fields of each.
+func BenchmarkDecodeOrdersPage(b *testing.B) {
+	s := fakecrm.New()
+	defer s.Close()
+	s.GenerateOrders(100, fakecrm.Generate{})
+	req, _ := http.NewRequest("GET", s.URL+"/api/v5/orders?limit=100", nil)
+	req.Header.Set("X-API-KEY", s.Key())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		var page struct {
+			Orders []retailcrm.Order `json:"orders"`
+		}
+		if err := json.Unmarshal(body, &page); err != nil || len(page.Orders) != 100 {
+			b.Fatal(err)
+		}
+		for i := range page.Orders {
+			page.Orders[i].Field("customFields.tl_session_id")
+			page.Orders[i].Field("customer.phones.0.number")
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/100, "µs/order")
 }

@@ -200,3 +200,25 @@ func FuzzErrorBody(f *testing.F) {
 		}
 	})
 }
+
+func FuzzTopLevel(f *testing.F) {
+	for _, s := range []string{`{"a":1,"b":"x\"y","c":[1,{"d":"]"}],"e":{"f":null},"g":true}`, `{}`, ` { "a" : -1.5e3 , "a" : 2 } `,
+		`{"a":"\\"}`, `{"a":[}`, `{"a"`, `[1]`, `{"a":"b",}`, `{"\u00e9":1}`, ``} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := topLevel([]byte(s))
+		var want map[string]json.RawMessage
+		if json.Unmarshal([]byte(s), &want) != nil || want == nil {
+			return
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d fields, want %d", s, len(got), len(want))
+		}
+		for k, v := range want {
+			if string(got[k]) != string(v) {
+				t.Fatalf("%s: %q = %s, want %s", s, k, got[k], v)
+			}
+		}
+	})
+}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // The JSON helpers of spec §9: RetailCRM answers the same field in several
@@ -441,33 +442,140 @@ func (d DateTime) InZone(loc *time.Location) DateTime {
 
 // ---------------------------------------------------------------- raw fields
 
-// rawDoc is the raw JSON of an order or customer, parsed once on the first
-// Field call: an import reads a dozen fields of each of many orders.
+// rawDoc is the raw JSON of an order or customer. Its top level is split
+// into fields once, on the first Field call (an import reads a dozen fields
+// of each of many orders); a path then decodes only the value it goes into.
 type rawDoc struct {
 	raw  json.RawMessage
 	once sync.Once
-	v    any
+	top  map[string]json.RawMessage
 }
 
 func newRawDoc(raw []byte) *rawDoc { return &rawDoc{raw: append(json.RawMessage(nil), raw...)} }
 
 func (r *rawDoc) field(path string) (string, bool) {
-	if r == nil {
+	if r == nil || path == "" {
 		return "", false
 	}
-	r.once.Do(func() {
-		d := json.NewDecoder(bytes.NewReader(r.raw))
-		d.UseNumber() // keep numbers as sent: "1395.16", not 1395.1599999
-		_ = d.Decode(&r.v)
-	})
-	return lookup(r.v, path)
+	r.once.Do(func() { r.top = topLevel(r.raw) })
+	head, rest, nested := strings.Cut(path, ".")
+	raw, ok := r.top[head]
+	if !ok {
+		return "", false
+	}
+	var v any
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber() // keep numbers as sent: "1395.16", not 1395.1599999
+	if d.Decode(&v) != nil {
+		return "", false
+	}
+	if !nested {
+		return text(v)
+	}
+	return lookup(v, rest)
+}
+
+// topLevel splits a JSON object into its fields without decoding them: a
+// scan for where each value ends, much cheaper than encoding/json on the
+// 2 KB of an order. It stops at the first thing that is not well-formed;
+// json.Unmarshal has validated what the client decoded.
+func topLevel(raw []byte) map[string]json.RawMessage {
+	out := map[string]json.RawMessage{}
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
+		return out
+	}
+	i++
+	for {
+		i = skipSpace(raw, i)
+		if i >= len(raw) || raw[i] != '"' {
+			return out
+		}
+		end := skipValue(raw, i)
+		if end < 0 {
+			return out
+		}
+		key := string(raw[i+1 : end-1])
+		if bytes.IndexByte(raw[i:end], '\\') >= 0 || !utf8.ValidString(key) { // let encoding/json read escapes
+			if json.Unmarshal(raw[i:end], &key) != nil {
+				return out
+			}
+		}
+		i = skipSpace(raw, end)
+		if i >= len(raw) || raw[i] != ':' {
+			return out
+		}
+		i = skipSpace(raw, i+1)
+		end = skipValue(raw, i)
+		if end < 0 {
+			return out
+		}
+		out[key] = raw[i:end]
+		i = skipSpace(raw, end)
+		if i >= len(raw) || raw[i] != ',' {
+			return out
+		}
+		i++
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the index just past the JSON value starting at i, or
+// -1 if it does not end.
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		for i++; i < len(b); i++ {
+			switch b[i] {
+			case '\\':
+				i++
+			case '"':
+				return i + 1
+			}
+		}
+		return -1
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			case '"':
+				end := skipValue(b, i)
+				if end < 0 {
+					return -1
+				}
+				i = end - 1
+			}
+		}
+		return -1
+	}
+	// A number, true, false or null: up to the next delimiter.
+	start := i
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+		i++
+	}
+	if i == start {
+		return -1
+	}
+	return i
 }
 
 // lookup follows a dot path through objects (by key) and arrays (by index).
 func lookup(v any, path string) (string, bool) {
-	if path == "" {
-		return "", false
-	}
 	for _, seg := range strings.Split(path, ".") {
 		switch x := v.(type) {
 		case map[string]any:

@@ -360,6 +360,13 @@ func (s *Server) ordersList(q url.Values) answer {
 		return failFields(http.StatusBadRequest, "Errors in the input parameters", errs)
 	}
 	var hits []*order
+	filtered := false
+	for k := range q {
+		filtered = filtered || strings.HasPrefix(k, "filter[")
+	}
+	if !filtered { // the plain walk of all orders: no scan per page
+		return page(q, "orders", len(s.orders), func(i int) []byte { return s.orders[i].raw })
+	}
 	if ids := list(q, "ids"); len(ids) > 0 {
 		for _, id := range ids {
 			if o, ok := s.orderByID[num(id)]; ok && match(o) {
@@ -437,9 +444,11 @@ func (s *Server) orderMatcher(q url.Values) (func(*order) bool, map[string]strin
 			!suTo.IsZero() && o.statusUpdatedAt.After(suTo):
 			return false
 		}
-		for code, v := range custom {
-			if o.custom[code] != v {
-				return false
+		if len(custom) > 0 {
+			for code, v := range custom {
+				if o.custom[code] != v {
+					return false
+				}
 			}
 		}
 		return true
