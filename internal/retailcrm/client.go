@@ -53,10 +53,11 @@ const (
 
 // Options configure a Client; zero values mean the defaults.
 type Options struct {
-	// HTTPClient sends the requests. Pass one with an SSRF-guarded dialer
-	// (as internal/imports builds for feeds) when the account URL comes from
-	// a user. Default: a plain client; each attempt is bounded by
-	// RequestTimeout either way.
+	// HTTPClient sends the requests. When the account URL comes from a user,
+	// pass one whose dialer refuses private addresses, e.g.
+	// webhooks.Guard{AllowPrivate: …}.Client(60 * time.Second) (the check of
+	// imports.PublicAddr after name resolution). Default: a plain client;
+	// each attempt is bounded by RequestTimeout either way.
 	HTTPClient *http.Client
 	// AllowHTTP accepts http:// base URLs (local fakes in tests). RetailCRM
 	// itself is HTTPS only.
