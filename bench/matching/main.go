@@ -138,7 +138,7 @@ func measure(engine, dsn, bin string) error {
 		return err
 	}
 	fmt.Printf("\n== %s: data generated and loaded in %s\n", engine, time.Since(t0).Round(time.Second))
-	if _, err := matching.EnqueueAll(ctx, db, c.ID, time.Now()); err != nil {
+	if _, err := matching.EnqueueAll(ctx, db.Writer(), c.ID, time.Now()); err != nil {
 		return err
 	}
 

@@ -39,7 +39,7 @@ func runMatch(ctx context.Context, cio cmdIO, args []string) error {
 		return notFound(err, fmt.Sprintf("counter %d", cf.id))
 	}
 	if all {
-		if _, err := matching.EnqueueAll(ctx, db, c.ID, time.Now()); err != nil {
+		if _, err := matching.EnqueueAll(ctx, db.Writer(), c.ID, time.Now()); err != nil {
 			return err
 		}
 	}

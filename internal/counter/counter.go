@@ -218,6 +218,13 @@ type Patch struct {
 // Each field is validated on its own, so one UPDATE does it, with no
 // read-modify-write race between concurrent patches of different fields.
 func Update(ctx context.Context, db *store.DB, id int64, p Patch) (Counter, error) {
+	return UpdateThen(ctx, db, id, p, nil)
+}
+
+// UpdateThen is Update that runs then, in the same transaction, with the
+// counter before and after: what a change implies (matching every order
+// again for a new lookback window) is done with it or not at all.
+func UpdateThen(ctx context.Context, db *store.DB, id int64, p Patch, then func(tx *sql.Tx, old, updated Counter) error) (Counter, error) {
 	var name, domain, tz *string
 	if p.Name != nil {
 		v, err := normalizeName(*p.Name)
@@ -272,7 +279,35 @@ func Update(ctx context.Context, db *store.DB, id int64, p Patch) (Counter, erro
 		}
 		p.DNIPhone = &v
 	}
-	c, err := scanCounter(db.Writer().QueryRowContext(ctx,
+	var c Counter
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		lock := ""
+		if db.Dialect() == store.Postgres {
+			lock = " FOR UPDATE"
+		}
+		old, err := scanCounter(tx.QueryRowContext(ctx, `SELECT `+counterColumns+` FROM counters WHERE id = $1`+lock, id))
+		if err != nil {
+			return err
+		}
+		if c, err = update(ctx, tx, id, p, name, domain, tz); err != nil {
+			return err
+		}
+		if then != nil {
+			return then(tx, old, c)
+		}
+		return nil
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return Counter{}, ErrNotFound
+	}
+	if err != nil {
+		return Counter{}, fmt.Errorf("counter: update %d: %w", id, err)
+	}
+	return c, nil
+}
+
+func update(ctx context.Context, tx *sql.Tx, id int64, p Patch, name, domain, tz *string) (Counter, error) {
+	return scanCounter(tx.QueryRowContext(ctx,
 		`UPDATE counters SET name = COALESCE($2, name), domain = COALESCE($3, domain),
 		        timezone = COALESCE($4, timezone),
 		        session_timeout_minutes = COALESCE($5, session_timeout_minutes),
@@ -285,13 +320,6 @@ func Update(ctx context.Context, db *store.DB, id int64, p Patch) (Counter, erro
 		 WHERE id = $1 RETURNING `+counterColumns,
 		id, name, domain, tz, p.SessionTimeoutMinutes, p.NewSessionOnCampaign, time.Now().UTC().Truncate(time.Microsecond),
 		p.DNISelector, p.DNIPhone, p.LeaseHoldMinutes, p.LeaseCooldownSeconds, p.UniqueCallDays, p.CaptureForms, p.LookbackDays))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Counter{}, ErrNotFound
-	}
-	if err != nil {
-		return Counter{}, fmt.Errorf("counter: update %d: %w", id, err)
-	}
-	return c, nil
 }
 
 // List returns all counters, oldest first.

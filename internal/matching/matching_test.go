@@ -343,7 +343,7 @@ func TestWebhookEvents(t *testing.T) {
 		if got := events(); got != "on:W1:matched on:W2:matched" {
 			t.Errorf("first match: %q", got)
 		}
-		if _, err := matching.EnqueueAll(ctx, db, f.c.ID, day); err != nil {
+		if _, err := matching.EnqueueAll(ctx, db.Writer(), f.c.ID, day); err != nil {
 			t.Fatal(err)
 		}
 		f.run()

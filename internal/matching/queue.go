@@ -109,8 +109,8 @@ func EnqueueByKeys(ctx context.Context, q store.Execer, d store.Dialect, counter
 
 // EnqueueAll marks every order of the counter, for a full re-match (a
 // changed lookback window, a new version of the rules).
-func EnqueueAll(ctx context.Context, db *store.DB, counterID int64, now time.Time) (int64, error) {
-	res, err := db.Writer().ExecContext(ctx, `INSERT INTO match_queue (counter_id, order_id, queued_at)
+func EnqueueAll(ctx context.Context, q store.Execer, counterID int64, now time.Time) (int64, error) {
+	res, err := q.ExecContext(ctx, `INSERT INTO match_queue (counter_id, order_id, queued_at)
 		SELECT counter_id, order_id, $2 FROM crm_orders WHERE counter_id = $1
 		ON CONFLICT (counter_id, order_id) DO NOTHING`, counterID, now.UTC())
 	if err != nil {

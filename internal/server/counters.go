@@ -1,6 +1,7 @@
 package server
 
 import (
+	"database/sql"
 	"net/http"
 	"time"
 
@@ -29,7 +30,15 @@ func (s *Server) patchCounter(w http.ResponseWriter, r *http.Request, id int64) 
 		s.fail(w, r, err)
 		return
 	}
-	c, err := counter.Update(r.Context(), s.db, id, p)
+	var requeued int64
+	c, err := counter.UpdateThen(r.Context(), s.db, id, p, func(tx *sql.Tx, old, c counter.Counter) (err error) {
+		if c.LookbackDays != old.LookbackDays {
+			// A different window changes what counts as evidence for
+			// every order: all are matched again.
+			requeued, err = matching.EnqueueAll(r.Context(), tx, id, time.Now())
+		}
+		return err
+	})
 	s.counters.Forget(id)
 	if err != nil {
 		s.fail(w, r, err)
@@ -43,13 +52,7 @@ func (s *Server) patchCounter(w http.ResponseWriter, r *http.Request, id int64) 
 		}
 	}
 	if c.LookbackDays != old.LookbackDays {
-		// A different window changes what counts as evidence for every order.
-		n, err := matching.EnqueueAll(r.Context(), s.db, id, time.Now())
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		s.log.Info("lookback window changed: matching all orders again", "counter", id, "days", c.LookbackDays, "orders", n)
+		s.log.Info("lookback window changed: matching all orders again", "counter", id, "days", c.LookbackDays, "orders", requeued)
 		s.matcher.Kick()
 	}
 	writeJSON(w, http.StatusOK, c)
