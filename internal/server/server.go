@@ -6,8 +6,10 @@ package server
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/throughline/throughline/internal/secrets"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -62,6 +64,11 @@ type Config struct {
 	// WebhookPoll is how often due order webhook deliveries are looked for
 	// (5 s when 0).
 	WebhookPoll time.Duration
+
+	// Secrets seals the credentials the server stores (CRM API keys). serve
+	// passes the configured key; nil means a random key for this process
+	// only (tests).
+	Secrets *secrets.Box
 }
 
 // ImportsConfig configures CRM uploads (the Metrica-compatible API) and the
@@ -113,6 +120,11 @@ func New(db *store.DB, cfg Config) *Server {
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = calltracking.HeartbeatSeconds * time.Second
+	}
+	if cfg.Secrets == nil {
+		key := make([]byte, 32)
+		rand.Read(key)
+		cfg.Secrets, _ = secrets.New(key)
 	}
 	s := &Server{
 		db:      db,
