@@ -865,7 +865,7 @@ func (m *matcher) leads(col string, keys []string, window []any) ([]*leadRow, er
 }
 
 // visitorSessions reads the sessions of every visitor the batch's orders
-// found, within the widest window, the latest maxTouches of each.
+// found, within the widest window (path keeps the latest maxTouches).
 func (m *matcher) visitorSessions(orders []*order) (map[string][]sessionRow, error) {
 	visitors := map[string]bool{}
 	minFrom, maxAt := orders[0].from, orders[0].created
@@ -975,9 +975,12 @@ func (m *matcher) write(orders []*order, sessions map[string][]sessionRow) (Stat
 			ev = []byte("[]")
 		}
 		matches = append(matches, []any{m.counter, o.id, o.rung, o.status, string(ev), len(ts), o.created, m.now})
-		if p, ok := m.prev[o.id]; !ok || p.rung != o.rung {
+		// An order found for the first time or by another rung is news; one
+		// not found on its first match is not (every unmatched import would
+		// post), until evidence comes or its status changes.
+		if p, ok := m.prev[o.id]; (!ok && o.rung != RungNotFound) || (ok && p.rung != o.rung) {
 			events = append(events, [2]string{o.id, "matched"})
-		} else if p.status != o.status {
+		} else if ok && p.status != o.status {
 			events = append(events, [2]string{o.id, "status"})
 		}
 		for _, k := range o.keys() {

@@ -165,7 +165,7 @@ func New(db *store.DB, cfg Config) *Server {
 		defer close(s.matcherDone)
 		s.matcher.Run(schedCtx)
 	}()
-	s.sender = &webhooks.Sender{DB: db, Log: cfg.Logger, Guard: webhooks.Guard{AllowPrivate: cfg.Imports.AllowPrivateFeeds}}
+	s.sender = &webhooks.Sender{DB: db, Log: cfg.Logger, Guard: webhooks.Guard{AllowPrivate: cfg.Imports.AllowPrivateFeeds}, Box: cfg.Secrets}
 	s.senderDone = make(chan struct{})
 	go func() {
 		defer close(s.senderDone)

@@ -38,7 +38,7 @@ func (s *Server) failWebhook(w http.ResponseWriter, r *http.Request, err error) 
 }
 
 func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request, id int64) {
-	hs, err := webhooks.List(r.Context(), s.db, id)
+	hs, err := webhooks.List(r.Context(), s.db, s.cfg.Secrets, id)
 	if err != nil {
 		s.failWebhook(w, r, err)
 		return
@@ -54,7 +54,7 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request, id int64)
 		writeError(w, err)
 		return
 	}
-	h, err := webhooks.Create(r.Context(), s.db, id, in, s.sender.Guard)
+	h, err := webhooks.Create(r.Context(), s.db, s.cfg.Secrets, id, in, s.sender.Guard)
 	if err != nil {
 		s.failWebhook(w, r, err)
 		return
@@ -63,7 +63,7 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request, id int64)
 }
 
 func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request, id int64) {
-	h, err := webhooks.Get(r.Context(), s.db, id, r.PathValue("webhook"))
+	h, err := webhooks.Get(r.Context(), s.db, s.cfg.Secrets, id, r.PathValue("webhook"))
 	if err != nil {
 		s.failWebhook(w, r, err)
 		return
@@ -79,7 +79,7 @@ func (s *Server) updateWebhook(w http.ResponseWriter, r *http.Request, id int64)
 		writeError(w, err)
 		return
 	}
-	h, err := webhooks.Update(r.Context(), s.db, id, r.PathValue("webhook"), in, s.sender.Guard)
+	h, err := webhooks.Update(r.Context(), s.db, s.cfg.Secrets, id, r.PathValue("webhook"), in, s.sender.Guard)
 	if err != nil {
 		s.failWebhook(w, r, err)
 		return

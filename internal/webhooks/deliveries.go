@@ -70,7 +70,7 @@ func ListDeliveries(ctx context.Context, db *store.DB, counterID int64, webhookI
 	if limit <= 0 {
 		limit = DefaultPageSize
 	}
-	if _, err := get(ctx, db.Reader(), counterID, webhookID); err != nil {
+	if err := exists(ctx, db.Reader(), counterID, webhookID); err != nil {
 		return nil, "", err
 	}
 	f := store.NewFilter(counterID)

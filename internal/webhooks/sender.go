@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/throughline/throughline/internal/secrets"
 	"io"
 	"log/slog"
 	"net/http"
@@ -49,6 +50,8 @@ type Sender struct {
 	Log *slog.Logger
 	// Guard decides which destinations may be reached (see Guard.Client).
 	Guard Guard
+	// Box opens the webhooks' sealed secrets.
+	Box *secrets.Box
 	// Now is the clock (time.Now when nil): tests move it instead of sleeping.
 	Now func() time.Time
 	// Timeout bounds one attempt, connection to the last byte read
@@ -152,7 +155,7 @@ func (s *Sender) RunOnce(ctx context.Context) (int, error) {
 		if _, ok := hooks[k]; ok {
 			continue
 		}
-		w, err := get(ctx, s.DB.Reader(), d.CounterID, d.WebhookID)
+		w, err := get(ctx, s.DB.Reader(), s.Box, d.CounterID, d.WebhookID)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return 0, err // the lease ends and they are claimed again
 		}

@@ -17,6 +17,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/throughline/throughline/internal/secrets"
 	"net"
 	"net/http"
 	"net/netip"
@@ -259,7 +260,7 @@ func (w *Webhook) fill(reveal bool) {
 
 // Create adds a webhook to the counter. Its answer holds the secret whole,
 // once: store it in the receiver.
-func Create(ctx context.Context, db *store.DB, counterID int64, in Input, g Guard) (*Webhook, error) {
+func Create(ctx context.Context, db *store.DB, box *secrets.Box, counterID int64, in Input, g Guard) (*Webhook, error) {
 	w := &Webhook{CounterID: counterID, ID: newID(), Active: true}
 	if in.Secret == nil {
 		empty := ""
@@ -268,9 +269,13 @@ func Create(ctx context.Context, db *store.DB, counterID int64, in Input, g Guar
 	if _, err := g.apply(ctx, w, in); err != nil {
 		return nil, err
 	}
+	sealed, err := box.Seal(secretPurpose, w.secret)
+	if err != nil {
+		return nil, err
+	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	w.CreatedAt, w.UpdatedAt = now, now
-	err := db.Tx(ctx, func(tx *sql.Tx) error {
+	err = db.Tx(ctx, func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM webhooks WHERE counter_id = $1`, counterID).Scan(&n); err != nil {
 			return fmt.Errorf("webhooks: create: %w", err)
@@ -279,7 +284,7 @@ func Create(ctx context.Context, db *store.DB, counterID int64, in Input, g Guar
 			return &InvalidError{"url", fmt.Sprintf("a counter has at most %d webhooks; delete one first", MaxPerCounter)}
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO webhooks (counter_id, id, url, secret, active, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, counterID, w.ID, w.url, w.secret, w.Active, now, now)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, counterID, w.ID, w.url, sealed, w.Active, now, now)
 		if err != nil {
 			return fmt.Errorf("webhooks: create: %w", err)
 		}
@@ -294,8 +299,8 @@ func Create(ctx context.Context, db *store.DB, counterID int64, in Input, g Guar
 
 // Update changes a webhook. Pending deliveries go to the new URL, signed
 // with the new secret: they are built and signed when sent.
-func Update(ctx context.Context, db *store.DB, counterID int64, id string, in Input, g Guard) (*Webhook, error) {
-	w, err := get(ctx, db.Writer(), counterID, id)
+func Update(ctx context.Context, db *store.DB, box *secrets.Box, counterID int64, id string, in Input, g Guard) (*Webhook, error) {
+	w, err := get(ctx, db.Writer(), box, counterID, id)
 	if err != nil {
 		return nil, err
 	}
@@ -303,9 +308,13 @@ func Update(ctx context.Context, db *store.DB, counterID int64, id string, in In
 	if err != nil {
 		return nil, err
 	}
+	sealed, err := box.Seal(secretPurpose, w.secret)
+	if err != nil {
+		return nil, err
+	}
 	w.UpdatedAt = time.Now().UTC().Truncate(time.Microsecond)
 	res, err := db.Writer().ExecContext(ctx, `UPDATE webhooks SET url = $3, secret = $4, active = $5, updated_at = $6
-		WHERE counter_id = $1 AND id = $2`, counterID, id, w.url, w.secret, w.Active, w.UpdatedAt)
+		WHERE counter_id = $1 AND id = $2`, counterID, id, w.url, sealed, w.Active, w.UpdatedAt)
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: update %s: %w", id, err)
 	}
@@ -334,8 +343,8 @@ func Delete(ctx context.Context, db *store.DB, counterID int64, id string) error
 }
 
 // Get returns one of the counter's webhooks, its secret masked.
-func Get(ctx context.Context, db *store.DB, counterID int64, id string) (*Webhook, error) {
-	w, err := get(ctx, db.Reader(), counterID, id)
+func Get(ctx context.Context, db *store.DB, box *secrets.Box, counterID int64, id string) (*Webhook, error) {
+	w, err := get(ctx, db.Reader(), box, counterID, id)
 	if err != nil {
 		return nil, err
 	}
@@ -344,7 +353,7 @@ func Get(ctx context.Context, db *store.DB, counterID int64, id string) (*Webhoo
 }
 
 // List returns the counter's webhooks, oldest first, secrets masked.
-func List(ctx context.Context, db *store.DB, counterID int64) ([]*Webhook, error) {
+func List(ctx context.Context, db *store.DB, box *secrets.Box, counterID int64) ([]*Webhook, error) {
 	rows, err := db.Reader().QueryContext(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE counter_id = $1 ORDER BY created_at, id`, counterID)
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: list: %w", err)
@@ -352,7 +361,7 @@ func List(ctx context.Context, db *store.DB, counterID int64) ([]*Webhook, error
 	defer rows.Close()
 	out := []*Webhook{}
 	for rows.Next() {
-		w, err := scanWebhook(rows)
+		w, err := scanWebhook(rows, box)
 		if err != nil {
 			return nil, fmt.Errorf("webhooks: list: %w", err)
 		}
@@ -367,18 +376,45 @@ func List(ctx context.Context, db *store.DB, counterID int64) ([]*Webhook, error
 
 const webhookColumns = `counter_id, id, url, secret, active, created_at, updated_at`
 
-func scanWebhook(row interface{ Scan(...any) error }) (*Webhook, error) {
+// secretPurpose is what webhook secrets are sealed for (internal/secrets).
+const secretPurpose = "webhooks.secret"
+
+// scanWebhook reads a webhook row and opens its sealed secret. A secret
+// stored before secrets were sealed (plain) is taken as it is.
+func scanWebhook(row interface{ Scan(...any) error }, box *secrets.Box) (*Webhook, error) {
 	w := &Webhook{}
-	err := row.Scan(&w.CounterID, &w.ID, &w.url, &w.secret, &w.Active, &w.CreatedAt, &w.UpdatedAt)
-	return w, err
+	if err := row.Scan(&w.CounterID, &w.ID, &w.url, &w.secret, &w.Active, &w.CreatedAt, &w.UpdatedAt); err != nil {
+		return nil, err
+	}
+	if secrets.IsSealed(w.secret) {
+		plain, err := box.Opened(secretPurpose, w.secret)
+		if err != nil {
+			return nil, fmt.Errorf("webhook %s: %w", w.ID, err)
+		}
+		w.secret = plain
+	}
+	return w, nil
 }
 
 type queryRower interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func get(ctx context.Context, q queryRower, counterID int64, id string) (*Webhook, error) {
-	w, err := scanWebhook(q.QueryRowContext(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE counter_id = $1 AND id = $2`, counterID, id))
+// exists returns ErrNotFound unless the counter has webhook id.
+func exists(ctx context.Context, q queryRower, counterID int64, id string) error {
+	var one int
+	err := q.QueryRowContext(ctx, `SELECT 1 FROM webhooks WHERE counter_id = $1 AND id = $2`, counterID, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("webhooks: get %s: %w", id, err)
+	}
+	return nil
+}
+
+func get(ctx context.Context, q queryRower, box *secrets.Box, counterID int64, id string) (*Webhook, error) {
+	w, err := scanWebhook(q.QueryRowContext(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE counter_id = $1 AND id = $2`, counterID, id), box)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}

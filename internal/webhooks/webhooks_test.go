@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/throughline/throughline/internal/secrets"
 	"io"
 	"log/slog"
 	"net/http"
@@ -26,6 +27,15 @@ import (
 
 // The day the test's orders are placed.
 var day = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+
+// box seals the tests' webhook secrets, as serve's --secret-key would.
+var box = func() *secrets.Box {
+	b, err := secrets.New([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		panic(err)
+	}
+	return b
+}()
 
 func uid(n int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", n) }
 
@@ -120,7 +130,7 @@ func (f *fixture) queue(hook, order string, n int) {
 }
 
 func (f *fixture) sender(g webhooks.Guard) *webhooks.Sender {
-	return &webhooks.Sender{DB: f.db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Guard: g, Now: f.clock.Now}
+	return &webhooks.Sender{DB: f.db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Guard: g, Box: box, Now: f.clock.Now}
 }
 
 func (f *fixture) runOnce(s *webhooks.Sender, want int) {
@@ -136,7 +146,7 @@ func (f *fixture) runOnce(s *webhooks.Sender, want int) {
 
 func (f *fixture) create(url string, g webhooks.Guard) *webhooks.Webhook {
 	f.t.Helper()
-	h, err := webhooks.Create(context.Background(), f.db, f.c.ID, webhooks.Input{URL: &url}, g)
+	h, err := webhooks.Create(context.Background(), f.db, box, f.c.ID, webhooks.Input{URL: &url}, g)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -505,24 +515,24 @@ func TestPrivateDestinations(t *testing.T) {
 		strict := webhooks.Guard{Resolve: resolve}
 		for _, u := range []string{"http://127.0.0.1:8080/hook", "http://localhost/hook", "https://api.localhost/", "http://10.1.2.3/",
 			"http://[::1]/hook", "http://169.254.169.254/latest/meta-data", "http://[::ffff:192.168.0.1]/", "https://internal.example/hook"} {
-			_, err := webhooks.Create(ctx, db, f.c.ID, webhooks.Input{URL: &u}, strict)
+			_, err := webhooks.Create(ctx, db, box, f.c.ID, webhooks.Input{URL: &u}, strict)
 			var inv *webhooks.InvalidError
 			if !errors.As(err, &inv) || inv.Field != "url" || !strings.Contains(inv.Message, "--allow-private-feeds") {
 				t.Errorf("%s: %v", u, err)
 			}
-			if _, err := webhooks.Create(ctx, db, f.c.ID, webhooks.Input{URL: &u}, webhooks.Guard{AllowPrivate: true, Resolve: resolve}); err != nil {
+			if _, err := webhooks.Create(ctx, db, box, f.c.ID, webhooks.Input{URL: &u}, webhooks.Guard{AllowPrivate: true, Resolve: resolve}); err != nil {
 				t.Errorf("%s allowed: %v", u, err)
 			}
 		}
 		for _, u := range []string{"https://93.184.215.14/hook", "https://public.example/hook", "https://unresolvable.example/"} {
-			if _, err := webhooks.Create(ctx, db, f.c.ID, webhooks.Input{URL: &u}, strict); err != nil {
+			if _, err := webhooks.Create(ctx, db, box, f.c.ID, webhooks.Input{URL: &u}, strict); err != nil {
 				t.Errorf("%s: %v", u, err)
 			}
 		}
 		// Updating to a private URL is refused too.
 		pub := f.create("https://93.184.215.14/x", strict)
 		bad := "http://127.0.0.1/x"
-		if _, err := webhooks.Update(ctx, db, f.c.ID, pub.ID, webhooks.Input{URL: &bad}, strict); err == nil {
+		if _, err := webhooks.Update(ctx, db, box, f.c.ID, pub.ID, webhooks.Input{URL: &bad}, strict); err == nil {
 			t.Error("update to a loopback URL accepted")
 		}
 
@@ -568,7 +578,7 @@ func TestValidationAndSecrets(t *testing.T) {
 			{webhooks.Input{URL: str("https://example.com/"), Secret: str("sixteen chars with spaces")}, "secret"},
 			{webhooks.Input{URL: str("https://example.com/"), Secret: str("пароль-пароль-пароль")}, "secret"},
 		} {
-			_, err := webhooks.Create(ctx, db, f.c.ID, c.in, g)
+			_, err := webhooks.Create(ctx, db, box, f.c.ID, c.in, g)
 			var inv *webhooks.InvalidError
 			if !errors.As(err, &inv) || inv.Field != c.field {
 				t.Errorf("%+v: %v, want a %s error", c.in, err, c.field)
@@ -577,30 +587,41 @@ func TestValidationAndSecrets(t *testing.T) {
 
 		// A given secret is kept; shown whole once, masked afterwards.
 		secret := "my-receiver-secret-123"
-		h, err := webhooks.Create(ctx, db, f.c.ID, webhooks.Input{URL: str("https://user:pw@example.com/hook#frag"), Secret: &secret, Active: new(false)}, g)
+		h, err := webhooks.Create(ctx, db, box, f.c.ID, webhooks.Input{URL: str("https://user:pw@example.com/hook#frag"), Secret: &secret, Active: new(false)}, g)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if h.Secret != secret || h.Active || h.URL != "https://user:xxxxx@example.com/hook" || len(h.ID) != 26 {
 			t.Fatalf("created: %+v", h)
 		}
-		got, err := webhooks.Get(ctx, db, f.c.ID, h.ID)
+		got, err := webhooks.Get(ctx, db, box, f.c.ID, h.ID)
 		if err != nil || got.Secret != "xxxxx-123" || got.URL != h.URL {
 			t.Fatalf("get: %+v %v", got, err)
 		}
-		if ls, err := webhooks.List(ctx, db, f.c.ID); err != nil || len(ls) != 1 || ls[0].Secret != "xxxxx-123" {
+		// At rest the secret is sealed: the database alone does not give it.
+		var stored string
+		if err := db.Reader().QueryRow(`SELECT secret FROM webhooks WHERE id = $1`, h.ID).Scan(&stored); err != nil ||
+			strings.Contains(stored, secret) || !secrets.IsSealed(stored) {
+			t.Errorf("stored secret %q (%v), want it sealed", stored, err)
+		}
+		// Another key cannot open it: the webhook is refused, not sent unsigned.
+		otherBox, _ := secrets.New([]byte("fedcba9876543210fedcba9876543210"))
+		if _, err := webhooks.Get(ctx, db, otherBox, f.c.ID, h.ID); !errors.Is(err, secrets.ErrOpen) {
+			t.Errorf("get with another key: %v, want ErrOpen", err)
+		}
+		if ls, err := webhooks.List(ctx, db, box, f.c.ID); err != nil || len(ls) != 1 || ls[0].Secret != "xxxxx-123" {
 			t.Fatalf("list: %+v %v", ls, err)
 		}
 		// Activating shows no secret; an empty one rotates it, shown once.
-		up, err := webhooks.Update(ctx, db, f.c.ID, h.ID, webhooks.Input{Active: new(true)}, g)
+		up, err := webhooks.Update(ctx, db, box, f.c.ID, h.ID, webhooks.Input{Active: new(true)}, g)
 		if err != nil || !up.Active || up.Secret != "xxxxx-123" || !up.UpdatedAt.After(h.UpdatedAt) {
 			t.Fatalf("activate: %+v %v", up, err)
 		}
-		up, err = webhooks.Update(ctx, db, f.c.ID, h.ID, webhooks.Input{Secret: str("")}, g)
+		up, err = webhooks.Update(ctx, db, box, f.c.ID, h.ID, webhooks.Input{Secret: str("")}, g)
 		if err != nil || !strings.HasPrefix(up.Secret, "whsec_") || len(up.Secret) != 49 {
 			t.Fatalf("rotate: %+v %v", up, err)
 		}
-		if _, err := webhooks.Update(ctx, db, f.c.ID, h.ID, webhooks.Input{URL: str("gopher://x")}, g); err == nil {
+		if _, err := webhooks.Update(ctx, db, box, f.c.ID, h.ID, webhooks.Input{URL: str("gopher://x")}, g); err == nil {
 			t.Error("update to a bad URL accepted")
 		}
 		// Another counter sees none of it.
@@ -608,10 +629,10 @@ func TestValidationAndSecrets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := webhooks.Get(ctx, db, other.ID, h.ID); !errors.Is(err, webhooks.ErrNotFound) {
+		if _, err := webhooks.Get(ctx, db, box, other.ID, h.ID); !errors.Is(err, webhooks.ErrNotFound) {
 			t.Errorf("get from another counter: %v", err)
 		}
-		if _, err := webhooks.Update(ctx, db, other.ID, h.ID, webhooks.Input{Active: new(false)}, g); !errors.Is(err, webhooks.ErrNotFound) {
+		if _, err := webhooks.Update(ctx, db, box, other.ID, h.ID, webhooks.Input{Active: new(false)}, g); !errors.Is(err, webhooks.ErrNotFound) {
 			t.Errorf("update from another counter: %v", err)
 		}
 		if err := webhooks.Delete(ctx, db, other.ID, h.ID); !errors.Is(err, webhooks.ErrNotFound) {
@@ -625,7 +646,7 @@ func TestValidationAndSecrets(t *testing.T) {
 			f.create("https://example.com/"+strconv.Itoa(i), g)
 		}
 		var inv *webhooks.InvalidError
-		if _, err := webhooks.Create(ctx, db, f.c.ID, webhooks.Input{URL: str("https://example.com/x")}, g); !errors.As(err, &inv) {
+		if _, err := webhooks.Create(ctx, db, box, f.c.ID, webhooks.Input{URL: str("https://example.com/x")}, g); !errors.As(err, &inv) {
 			t.Errorf("webhook %d: %v", webhooks.MaxPerCounter+1, err)
 		}
 	})
@@ -705,12 +726,12 @@ func TestGoneOrderAndInactiveWebhook(t *testing.T) {
 			t.Fatalf("%d requests", n)
 		}
 
-		if _, err := webhooks.Update(ctx, db, f.c.ID, h.ID, webhooks.Input{Active: new(false)}, allow); err != nil {
+		if _, err := webhooks.Update(ctx, db, box, f.c.ID, h.ID, webhooks.Input{Active: new(false)}, allow); err != nil {
 			t.Fatal(err)
 		}
 		f.queue(h.ID, "W1", 1)
 		f.runOnce(s, 0)
-		if _, err := webhooks.Update(ctx, db, f.c.ID, h.ID, webhooks.Input{Active: new(true)}, allow); err != nil {
+		if _, err := webhooks.Update(ctx, db, box, f.c.ID, h.ID, webhooks.Input{Active: new(true)}, allow); err != nil {
 			t.Fatal(err)
 		}
 		f.runOnce(s, 1)

@@ -29,7 +29,7 @@ CREATE TABLE order_matches (
 CREATE INDEX order_matches_created ON order_matches (counter_id, order_created_at);
 
 -- An order's touch path — sessions, calls without a session (static
--- numbers), leads without one — oldest first, with each model's weight.
+-- numbers) — oldest first, with each model's weight.
 -- An order that was not found has one touch of kind 'none', so reports
 -- show it. Reports sum the weight column of the model they are asked for.
 CREATE TABLE order_touches (
