@@ -56,9 +56,12 @@ func Migrations(d Dialect) ([]Migration, error) {
 		ms = append(ms, Migration{Version: v, Name: rest, SQL: string(body)})
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].Version < ms[j].Version })
-	for i, m := range ms {
-		if m.Version != i+1 {
-			return nil, fmt.Errorf("store: %s migrations: expected version %d, found %d (%s)", d, i+1, m.Version, m.Name)
+	// Numbers may have gaps: engineers working side by side reserve numbers,
+	// and a later number can land first. Migrate applies each one that has
+	// not run, so the missing one runs when it arrives.
+	for i := 1; i < len(ms); i++ {
+		if ms[i].Version == ms[i-1].Version {
+			return nil, fmt.Errorf("store: %s migrations: version %d twice (%s, %s)", d, ms[i].Version, ms[i-1].Name, ms[i].Name)
 		}
 	}
 	return ms, nil
@@ -100,21 +103,51 @@ func (db *DB) Migrate(ctx context.Context) (MigrateResult, error) {
 	)`); err != nil {
 		return MigrateResult{}, fmt.Errorf("store: migrate: create schema_migrations: %w", err)
 	}
-	var current int
-	if err := conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
-		return MigrateResult{}, fmt.Errorf("store: migrate: read version: %w", err)
+	applied, current, err := appliedVersions(ctx, conn)
+	if err != nil {
+		return MigrateResult{}, err
 	}
 	res := MigrateResult{From: current, To: current}
-	if current > len(ms) {
-		return res, fmt.Errorf("store: %w: database is at version %d, this binary knows up to %d; run a newer throughline", ErrSchemaTooNew, current, len(ms))
+	known := map[int]bool{}
+	for _, m := range ms {
+		known[m.Version] = true
 	}
-	for _, m := range ms[current:] {
+	for v := range applied {
+		if !known[v] {
+			return res, fmt.Errorf("store: %w: database has migration %d, which this binary does not know; run a newer throughline", ErrSchemaTooNew, v)
+		}
+	}
+	for _, m := range ms {
+		if applied[m.Version] {
+			continue
+		}
 		if err := applyMigration(ctx, conn, m); err != nil {
 			return res, err
 		}
-		res.To = m.Version
+		res.To = max(res.To, m.Version)
 	}
 	return res, nil
+}
+
+// appliedVersions reads which migrations have run, and the highest.
+func appliedVersions(ctx context.Context, conn *sql.Conn) (map[int]bool, int, error) {
+	rows, err := conn.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: migrate: read versions: %w", err)
+	}
+	defer rows.Close()
+	applied, current := map[int]bool{}, 0
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			return nil, 0, fmt.Errorf("store: migrate: read versions: %w", err)
+		}
+		applied[v], current = true, max(current, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("store: migrate: read versions: %w", err)
+	}
+	return applied, current, nil
 }
 
 func applyMigration(ctx context.Context, conn *sql.Conn, m Migration) error {
