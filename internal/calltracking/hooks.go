@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/throughline/throughline/internal/secrets"
 	"net/http"
 	"regexp"
 	"slices"
@@ -59,7 +60,7 @@ func randomToken(n int) string {
 }
 
 // CreateHook adds a webhook for provider (one of providers).
-func CreateHook(ctx context.Context, db *store.DB, counterID int64, tz string, in HookInput, providers []string) (*Hook, error) {
+func CreateHook(ctx context.Context, db *store.DB, box *secrets.Box, counterID int64, tz string, in HookInput, providers []string) (*Hook, error) {
 	if !slices.Contains(providers, in.Provider) {
 		return nil, &InvalidError{"provider", fmt.Sprintf("%q is not one of %s", in.Provider, strings.Join(providers, ", "))}
 	}
@@ -83,14 +84,48 @@ func CreateHook(ctx context.Context, db *store.DB, counterID int64, tz string, i
 	if h.Name == "" {
 		h.Name = h.Provider
 	}
-	_, err := db.Writer().ExecContext(ctx, `INSERT INTO call_hooks (counter_id, id, provider, name, token, secret, api_key, api_salt, timezone, forward_to, created_at)
+	secret, err := box.Seal(hookSecretPurpose, h.Secret)
+	if err != nil {
+		return nil, err
+	}
+	salt, err := box.Seal(hookSaltPurpose, h.APISalt)
+	if err != nil {
+		return nil, err
+	}
+	_, err = db.Writer().ExecContext(ctx, `INSERT INTO call_hooks (counter_id, id, provider, name, token, secret, api_key, api_salt, timezone, forward_to, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		counterID, h.ID, h.Provider, h.Name, h.Token, h.Secret, h.APIKey, h.APISalt, h.Timezone, h.ForwardTo, h.CreatedAt)
+		counterID, h.ID, h.Provider, h.Name, h.Token, secret, h.APIKey, salt, h.Timezone, h.ForwardTo, h.CreatedAt)
 	if err != nil {
 		return nil, fmt.Errorf("calltracking: create hook: %w", err)
 	}
 	h.fill()
 	return h, nil
+}
+
+// Purposes the hooks' credentials are sealed for (internal/secrets).
+const (
+	hookSecretPurpose = "call_hooks.secret"
+	hookSaltPurpose   = "call_hooks.api_salt"
+)
+
+// Open replaces the hook's sealed secret and salt, as read from the
+// database, with their plain values: only what verifies a provider's
+// request needs them. Values stored before sealing are plain already.
+func (h *Hook) Open(box *secrets.Box) error {
+	for _, v := range []struct {
+		purpose string
+		field   *string
+	}{{hookSecretPurpose, &h.Secret}, {hookSaltPurpose, &h.APISalt}} {
+		if !secrets.IsSealed(*v.field) {
+			continue
+		}
+		plain, err := box.Opened(v.purpose, *v.field)
+		if err != nil {
+			return fmt.Errorf("calltracking: hook %s: %w", h.ID, err)
+		}
+		*v.field = plain
+	}
+	return nil
 }
 
 func (h *Hook) fill() {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/throughline/throughline/internal/secrets"
 	"io"
 	"log/slog"
 	"os"
@@ -197,6 +198,7 @@ func (f *flagSet) printHelp() {
 type dataFlags struct {
 	dataDir   string
 	db        string
+	secretKey string
 	logFormat string
 	logLevel  string
 }
@@ -204,6 +206,7 @@ type dataFlags struct {
 func (d *dataFlags) register(f *flagSet) {
 	f.stringVar(&d.dataDir, "data-dir", "THROUGHLINE_DATA_DIR", "./throughline-data", "directory for the embedded SQLite database and other local files")
 	f.stringVar(&d.db, "db", "THROUGHLINE_DB", "", "database: a postgres:// URL, or a SQLite file path (default: <data-dir>/"+store.DefaultFile+")")
+	f.stringVar(&d.secretKey, "secret-key", "THROUGHLINE_SECRET_KEY", "", "key that encrypts stored credentials (CRM API keys, webhook and telephony secrets): 32 bytes in base64 (openssl rand -base64 32); default: <data-dir>/"+secrets.KeyFile+", made on first use")
 	f.stringVar(&d.logFormat, "log-format", "THROUGHLINE_LOG_FORMAT", "text", "log format: text or json")
 	f.stringVar(&d.logLevel, "log-level", "THROUGHLINE_LOG_LEVEL", "info", "log level: debug, info, warn or error")
 }
@@ -222,6 +225,15 @@ func (d *dataFlags) logger(cmd string, w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, &usageError{cmd, fmt.Sprintf("--log-format %q: want text or json", d.logFormat)}
+}
+
+// secrets returns the box that seals stored credentials.
+func (d *dataFlags) secrets() (*secrets.Box, error) {
+	box, err := secrets.Open(d.secretKey, d.dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("--secret-key: %w", err)
+	}
+	return box, nil
 }
 
 // open opens the database and brings its schema up to date.

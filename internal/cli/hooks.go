@@ -54,7 +54,11 @@ func runHookCreate(ctx context.Context, cio cmdIO, args []string) error {
 	if err != nil {
 		return notFound(err, fmt.Sprintf("counter %d", cf.id))
 	}
-	h, err := calltracking.CreateHook(ctx, db, c.ID, c.Timezone, in, telephony.Providers)
+	box, err := d.secrets()
+	if err != nil {
+		return err
+	}
+	h, err := calltracking.CreateHook(ctx, db, box, c.ID, c.Timezone, in, telephony.Providers)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/throughline/throughline/internal/secrets"
 	"log/slog"
 	"net"
 	"net/http"
@@ -27,11 +26,10 @@ func runServe(ctx context.Context, cio cmdIO, args []string) error {
 	var d dataFlags
 	var addr, shutdownTimeout, proxies, rateText, burstText, batchText, delayText string
 	var ff feedFlags
-	var publicURL, secretKey string
+	var publicURL string
 	var withDemo bool
 	f := newFlagSet("serve", "serve [flags]", cio.stdout)
 	f.BoolVar(&withDemo, "demo", false, "first create (or recreate) the demo counter with a synthetic month of data, and log its token")
-	f.stringVar(&secretKey, "secret-key", "THROUGHLINE_SECRET_KEY", "", "key that encrypts stored credentials (CRM API keys, webhook secrets): 32 bytes in base64 (openssl rand -base64 32); default: <data-dir>/secret.key, made on first start")
 	f.stringVar(&publicURL, "public-url", "THROUGHLINE_PUBLIC_URL", "", "the URL providers reach this server at (https://tl.shop.ru); needed behind a reverse proxy for Twilio's signatures")
 	f.stringVar(&addr, "addr", "THROUGHLINE_ADDR", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
 	f.stringVar(&shutdownTimeout, "shutdown-timeout", "THROUGHLINE_SHUTDOWN_TIMEOUT", "30s", "how long to let in-flight requests finish on SIGINT/SIGTERM")
@@ -111,9 +109,9 @@ func runServe(ctx context.Context, cio cmdIO, args []string) error {
 	if err := os.MkdirAll(spool, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", spool, err)
 	}
-	box, err := secrets.Open(secretKey, d.dataDir)
+	box, err := d.secrets()
 	if err != nil {
-		return fmt.Errorf("serve: --secret-key: %w", err)
+		return fmt.Errorf("serve: %w", err)
 	}
 	handler := server.New(db, server.Config{
 		Secrets: box,

@@ -122,6 +122,9 @@ func (s *Server) ingestHook(r *http.Request, hook *calltracking.Hook, f *calltra
 	if err != nil {
 		return telephony.Reply{}, err
 	}
+	if err := hook.Open(s.cfg.Secrets); err != nil {
+		return telephony.Reply{}, err
+	}
 	events, reply, err := telephony.Parse(hook.Provider, telephony.Request{
 		Method: f.Method, URL: f.URL, Subpath: f.Subpath, Header: f.Header, Body: []byte(f.Body),
 	}, telephony.Config{Secret: hook.Secret, Key: hook.APIKey, Salt: hook.APISalt, Location: hook.Location(),
@@ -367,7 +370,7 @@ func (s *Server) createHook(w http.ResponseWriter, r *http.Request, id int64) {
 		s.fail(w, r, err)
 		return
 	}
-	h, err := calltracking.CreateHook(r.Context(), s.db, id, c.Timezone, in, telephony.Providers)
+	h, err := calltracking.CreateHook(r.Context(), s.db, s.cfg.Secrets, id, c.Timezone, in, telephony.Providers)
 	if err != nil {
 		s.fail(w, r, err)
 		return

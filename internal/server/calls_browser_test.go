@@ -44,7 +44,7 @@ func TestBrowserShowsATrackedNumberAndMatchesTheCall(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		hook, err := calltracking.CreateHook(ctx, db, shop.ID, shop.Timezone, calltracking.HookInput{Provider: "generic"}, telephony.Providers)
+		hook, err := calltracking.CreateHook(ctx, db, testBox, shop.ID, shop.Timezone, calltracking.HookInput{Provider: "generic"}, telephony.Providers)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"path"
 	"strings"
 	"testing"
 	"time"
@@ -161,6 +162,12 @@ func TestCallWebhooks(t *testing.T) {
 		decode(t, r.body, &hook)
 		if r.status != 201 || !strings.HasPrefix(hook.Path, "/hooks/calls/generic/") || strings.Contains(string(r.body), "s3cret") {
 			t.Fatalf("hook: %d %s", r.status, r.body)
+		}
+		// Stored sealed: the database alone does not give the secret.
+		var stored string
+		if err := db.Reader().QueryRow(`SELECT secret FROM call_hooks WHERE token = $1`, path.Base(hook.Path)).Scan(&stored); err != nil ||
+			stored == "" || strings.Contains(stored, "s3cret") {
+			t.Errorf("stored secret %q (%v), want it sealed", stored, err)
 		}
 		sign := func(body string) string {
 			m := hmac.New(sha256.New, []byte("s3cret"))

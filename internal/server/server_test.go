@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/throughline/throughline/internal/secrets"
 	"io"
 	"log/slog"
 	"net/http"
@@ -33,6 +34,15 @@ func newFixture(t *testing.T, db *store.DB) *fixture {
 }
 
 // newFixtureWith is newFixture with a server configured by cfg.
+// testBox seals what the tests' servers store, as serve's --secret-key does.
+var testBox = func() *secrets.Box {
+	b, err := secrets.New([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		panic(err)
+	}
+	return b
+}()
+
 func newFixtureWith(t *testing.T, db *store.DB, cfg Config) *fixture {
 	t.Helper()
 	ctx := context.Background()
@@ -45,6 +55,9 @@ func newFixtureWith(t *testing.T, db *store.DB, cfg Config) *fixture {
 		t.Fatal(err)
 	}
 	cfg.Version, cfg.Logger = "test", slog.New(slog.NewJSONHandler(f.logBuf, nil))
+	if cfg.Secrets == nil {
+		cfg.Secrets = testBox
+	}
 	f.srv = New(db, cfg)
 	t.Cleanup(func() {
 		if err := f.srv.Close(context.Background()); err != nil {
