@@ -24,6 +24,7 @@ import (
 	"github.com/throughline/throughline/internal/imports"
 	"github.com/throughline/throughline/internal/leads"
 	"github.com/throughline/throughline/internal/matching"
+	"github.com/throughline/throughline/internal/retailsync"
 	"github.com/throughline/throughline/internal/store"
 	"github.com/throughline/throughline/internal/tracker"
 	"github.com/throughline/throughline/internal/webhooks"
@@ -108,6 +109,9 @@ type Server struct {
 
 	sender     *webhooks.Sender
 	senderDone chan struct{}
+
+	retailSync     *retailsync.Worker
+	retailSyncDone chan struct{}
 }
 
 // New builds the server and its routes.
@@ -171,6 +175,12 @@ func New(db *store.DB, cfg Config) *Server {
 		defer close(s.senderDone)
 		s.sender.Run(schedCtx, cfg.WebhookPoll)
 	}()
+	s.retailSync = &retailsync.Worker{DB: db, Box: cfg.Secrets, Log: cfg.Logger, Guard: webhooks.Guard{AllowPrivate: cfg.Imports.AllowPrivateFeeds}}
+	s.retailSyncDone = make(chan struct{})
+	go func() {
+		defer close(s.retailSyncDone)
+		s.retailSync.Run(schedCtx, 0)
+	}()
 	s.routes()
 	return s
 }
@@ -181,7 +191,7 @@ func New(db *store.DB, cfg Config) *Server {
 // before closing the database.
 func (s *Server) Close(ctx context.Context) error {
 	s.stopSched()
-	for _, done := range []chan struct{}{s.schedDone, s.matcherDone, s.senderDone} {
+	for _, done := range []chan struct{}{s.schedDone, s.matcherDone, s.senderDone, s.retailSyncDone} {
 		select {
 		case <-done:
 		case <-ctx.Done():
@@ -267,6 +277,7 @@ func (s *Server) routes() {
 	s.handle("/api/", s.apiFallback)
 	s.costRoutes()
 	s.webhookRoutes()
+	s.retailSyncRoutes()
 }
 
 // handle registers a route with the default body limit.
