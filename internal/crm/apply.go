@@ -56,7 +56,8 @@ type applier struct {
 
 	orders   []pendingOrder
 	contacts []pendingContact
-	ids      map[string]bool // ids in the current batch
+	ids      map[string]bool // order ids in the current batch
+	cids     map[string]bool // contact ids in the current batch (an upload may mix both: a RetailCRM run)
 	stmts    map[int]*sql.Stmt
 	buf      []byte
 }
@@ -100,7 +101,7 @@ func apply(ctx context.Context, db *store.DB, counterID int64, sr *spoolReader, 
 	defer tx.Rollback()
 	a := &applier{ctx: ctx, d: db.Dialect(), conn: conn, tx: tx, counterID: counterID, opt: opt, res: res,
 		importID: res.ID, now: time.Now().UTC().Truncate(time.Microsecond),
-		ids: map[string]bool{}, stmts: map[int]*sql.Stmt{}}
+		ids: map[string]bool{}, cids: map[string]bool{}, stmts: map[int]*sql.Stmt{}}
 	defer func() {
 		a.waitWrite() // before the rollback: a write may still use the transaction
 		for _, st := range a.stmts {
@@ -280,13 +281,13 @@ func (a *applier) addOrder(o *Order, line int) error {
 }
 
 func (a *applier) addContact(c *Contact, line int) error {
-	if a.ids[c.UniqID] || len(a.contacts) == batchRows {
+	if a.cids[c.UniqID] || len(a.contacts) == batchRows {
 		if err := a.flushContacts(); err != nil {
 			return err
 		}
 	}
 	a.contacts = append(a.contacts, pendingContact{c, line})
-	a.ids[c.UniqID] = true
+	a.cids[c.UniqID] = true
 	return nil
 }
 
@@ -851,7 +852,7 @@ func (a *applier) flushContacts() error {
 	}
 	batch := a.contacts
 	a.contacts = a.contacts[:0]
-	clear(a.ids)
+	clear(a.cids)
 	ids := make([]string, len(batch))
 	for i, p := range batch {
 		ids[i] = p.c.UniqID

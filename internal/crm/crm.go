@@ -74,6 +74,7 @@ const (
 	SimpleOrders Intake = "simple_orders" // Metrica's simple orders CSV
 	OrdersUpload Intake = "orders"        // Metrica's orders CSV or JSON
 	ContactsUp   Intake = "contacts"      // Metrica's contacts CSV or JSON
+	RetailCRM    Intake = "retailcrm"     // a RetailCRM account's API (import task retailcrm)
 )
 
 // Field is one optional field of a row, as a bit: a row records which

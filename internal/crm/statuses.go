@@ -155,6 +155,64 @@ func SaveStatuses(ctx context.Context, db *store.DB, counterID int64, list []Sta
 	})
 }
 
+// AddMissingStatuses stores the statuses of list whose codes the counter has
+// no mapping for yet, and returns them; a code already mapped — by a user
+// or earlier — is left as it is. Orders already stored in an added code take
+// its type. It is how a connected CRM offers its statuses pre-filled
+// (source AUTO) without ever overwriting a user's choice.
+func AddMissingStatuses(ctx context.Context, db *store.DB, counterID int64, list []Status) ([]Status, error) {
+	for i := range list {
+		if err := list[i].Validate(i); err != nil {
+			return nil, err
+		}
+		if list[i].Source == "" {
+			list[i].Source = "AUTO"
+		}
+	}
+	var added []Status
+	now := time.Now().UTC()
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		added = added[:0]
+		if db.Dialect() == store.Postgres {
+			// As SaveStatuses: an import resolves types with the mapping it
+			// read at its start.
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, crmLock, int32(counterID)); err != nil {
+				return fmt.Errorf("crm: add order statuses: lock: %w", err)
+			}
+		}
+		codes, err := statusCodes(ctx, tx, counterID)
+		if err != nil {
+			return err
+		}
+		have := map[string]bool{}
+		for _, c := range codes {
+			have[c] = true
+		}
+		if len(have)+len(list) > MaxStatuses {
+			return &FileError{Column: "order_statuses", Message: fmt.Sprintf("the counter would have more than %d statuses", MaxStatuses)}
+		}
+		retype := map[string]StatusType{}
+		for _, s := range list {
+			if have[s.Code] {
+				continue
+			}
+			have[s.Code] = true
+			goals, _ := json.Marshal(s.GoalActionIDs)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO crm_order_statuses (counter_id, code, type, humanized, goal_action_ids, source, updated_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7)`, counterID, s.Code, string(s.Type), s.Humanized, string(goals), s.Source, now); err != nil {
+				return fmt.Errorf("crm: add order status %s: %w", s.Code, err)
+			}
+			retype[s.Code] = s.Type
+			added = append(added, s)
+		}
+		return retypeOrders(ctx, tx, db.Dialect(), counterID, retype)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return added, nil
+}
+
 func statusCodes(ctx context.Context, tx *sql.Tx, counterID int64) ([]string, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT code FROM crm_order_statuses WHERE counter_id = $1`, counterID)
 	if err != nil {

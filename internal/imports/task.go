@@ -7,36 +7,45 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/throughline/throughline/internal/counter"
 	"github.com/throughline/throughline/internal/crm"
+	"github.com/throughline/throughline/internal/retailcrm"
+	"github.com/throughline/throughline/internal/secrets"
 	"github.com/throughline/throughline/internal/store"
 )
 
-// Task types.
+// Task types: TypeCSVFeed here, TypeRetailCRM in retailcrm.go.
 const TypeCSVFeed = "csv_feed" // a K50:Tracker CSV feed fetched by URL
 
-// Task is an import task: a feed fetched and imported every few hours.
+// Task is an import task: a feed fetched, or a RetailCRM account read,
+// and imported every few hours.
 type Task struct {
 	ID             int64             `json:"id"`
 	CounterID      int64             `json:"counter_id"`
 	Name           string            `json:"name"`
 	Active         bool              `json:"active"`
 	Type           string            `json:"type"`
-	URL            string            `json:"url"` // shown without its password
+	URL            string            `json:"url"` // shown without its password; retailcrm: the account
 	FrequencyHours int               `json:"frequency_hours"`
-	ColumnMapping  map[string]string `json:"column_mapping"` // K50 column → the feed's header
+	ColumnMapping  map[string]string `json:"column_mapping"` // K50 column → the feed's header; retailcrm: parameter → order field
 	SkipBadRows    bool              `json:"skip_bad_rows"`
-	NextRunAt      *time.Time        `json:"next_run_at"` // null when inactive
+	APIKey         string            `json:"api_key,omitempty"`    // retailcrm: masked, ****abcd
+	StartDate      *time.Time        `json:"start_date,omitempty"` // retailcrm: the first run reads orders created from here
+	NextRunAt      *time.Time        `json:"next_run_at"`          // null when inactive
 	LastRun        *crm.Result       `json:"last_run"`
 	CreatedAt      time.Time         `json:"created_at"`
 	UpdatedAt      time.Time         `json:"updated_at"`
 
-	url string // with credentials, for fetching
+	url    string // with credentials, for fetching
+	apiKey string // sealed
+	cursor string // retailcrm: where the next run starts (JSON), "" before the first
 }
 
 // TaskInput creates or changes a task; nil fields are left as they are
@@ -49,6 +58,8 @@ type TaskInput struct {
 	FrequencyHours *int               `json:"frequency_hours"`
 	ColumnMapping  *map[string]string `json:"column_mapping"`
 	SkipBadRows    *bool              `json:"skip_bad_rows"`
+	APIKey         *string            `json:"api_key"`    // retailcrm
+	StartDate      *string            `json:"start_date"` // retailcrm: YYYY-MM-DD [HH:MM:SS] in the account's zone
 }
 
 // InvalidError names the field of a task that is wrong.
@@ -72,9 +83,28 @@ type Tasks struct {
 	AllowPrivate bool
 	// Resolve looks host names up; nil means net.DefaultResolver.
 	Resolve func(ctx context.Context, host string) ([]netip.Addr, error)
+	// Box seals the API keys of retailcrm tasks.
+	Box *secrets.Box
+	// RetailOptions are the base options of RetailCRM clients (tests
+	// shorten the retries); the HTTP client defaults to the guarded one.
+	RetailOptions retailcrm.Options
+	// RetailRunDone, if set, hears how each retailcrm run spent its time.
+	RetailRunDone func(RetailRun)
+
+	clientOnce sync.Once
+	client     *http.Client
 }
 
-func (ts *Tasks) apply(ctx context.Context, t *Task, in TaskInput) error {
+// guardedClient is the HTTP client for RetailCRM accounts: the feed
+// fetcher's, which refuses private addresses unless allowed.
+func (ts *Tasks) guardedClient() *http.Client {
+	ts.clientOnce.Do(func() {
+		ts.client = NewFetcher(FetcherOptions{AllowPrivate: ts.AllowPrivate}).client
+	})
+	return ts.client
+}
+
+func (ts *Tasks) apply(ctx context.Context, t *Task, in TaskInput, creating bool) error {
 	if in.Name != nil {
 		t.Name = strings.TrimSpace(*in.Name)
 	}
@@ -82,10 +112,34 @@ func (ts *Tasks) apply(ctx context.Context, t *Task, in TaskInput) error {
 		return &InvalidError{"name", "is required, up to 200 characters"}
 	}
 	if in.Type != nil {
+		if !creating && *in.Type != t.Type {
+			return &InvalidError{"type", "cannot be changed: create another task"}
+		}
 		t.Type = *in.Type
 	}
-	if t.Type != TypeCSVFeed {
-		return &InvalidError{"type", fmt.Sprintf("%q is not a task type: csv_feed (a K50 CSV feed by URL)", t.Type)}
+	if t.Type != TypeCSVFeed && t.Type != TypeRetailCRM {
+		return &InvalidError{"type", fmt.Sprintf("%q is not a task type: csv_feed (a K50 CSV feed by URL) or retailcrm (a RetailCRM account)", t.Type)}
+	}
+	if in.FrequencyHours != nil {
+		t.FrequencyHours = *in.FrequencyHours
+	}
+	if t.FrequencyHours < 1 || t.FrequencyHours > MaxFrequencyHours {
+		return &InvalidError{"frequency_hours", fmt.Sprintf("must be from 1 to %d", MaxFrequencyHours)}
+	}
+	if in.SkipBadRows != nil {
+		t.SkipBadRows = *in.SkipBadRows
+	}
+	if t.Type == TypeRetailCRM {
+		if err := ts.applyRetail(ctx, t, in, creating); err != nil {
+			return err
+		}
+		if in.Active != nil {
+			t.Active = *in.Active
+		}
+		return nil
+	}
+	if in.APIKey != nil || in.StartDate != nil {
+		return &InvalidError{"api_key", "api_key and start_date are for retailcrm tasks"}
 	}
 	if in.URL != nil {
 		u, err := CheckURL(*in.URL)
@@ -100,12 +154,6 @@ func (ts *Tasks) apply(ctx context.Context, t *Task, in TaskInput) error {
 	}
 	if t.url == "" {
 		return &InvalidError{"url", "is required: the address the feed is fetched from"}
-	}
-	if in.FrequencyHours != nil {
-		t.FrequencyHours = *in.FrequencyHours
-	}
-	if t.FrequencyHours < 1 || t.FrequencyHours > MaxFrequencyHours {
-		return &InvalidError{"frequency_hours", fmt.Sprintf("must be from 1 to %d", MaxFrequencyHours)}
 	}
 	if in.ColumnMapping != nil {
 		t.ColumnMapping = map[string]string{}
@@ -127,9 +175,6 @@ func (ts *Tasks) apply(ctx context.Context, t *Task, in TaskInput) error {
 	}
 	if in.Active != nil {
 		t.Active = *in.Active
-	}
-	if in.SkipBadRows != nil {
-		t.SkipBadRows = *in.SkipBadRows
 	}
 	return nil
 }
@@ -173,7 +218,12 @@ func (ts *Tasks) checkHost(ctx context.Context, host string) error {
 // Create stores a new task. An active task is due at once.
 func (ts *Tasks) Create(ctx context.Context, counterID int64, in TaskInput) (*Task, error) {
 	t := &Task{CounterID: counterID, Type: TypeCSVFeed, FrequencyHours: 1, Active: true, ColumnMapping: map[string]string{}}
-	if err := ts.apply(ctx, t, in); err != nil {
+	if in.Type != nil && *in.Type == TypeRetailCRM {
+		// An API import must not stall on one order it cannot read: the
+		// run skips it and its log says which and why.
+		t.ColumnMapping, t.SkipBadRows = DefaultRetailMapping(), true
+	}
+	if err := ts.apply(ctx, t, in, true); err != nil {
 		return nil, err
 	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
@@ -183,14 +233,27 @@ func (ts *Tasks) Create(ctx context.Context, counterID int64, in TaskInput) (*Ta
 	}
 	mapping, _ := json.Marshal(t.ColumnMapping)
 	err := ts.DB.Writer().QueryRowContext(ctx, `INSERT INTO import_tasks (counter_id, name, active, type, url, frequency_hours,
-		column_mapping, skip_bad_rows, next_run_at, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`,
-		counterID, t.Name, t.Active, t.Type, t.url, t.FrequencyHours, string(mapping), t.SkipBadRows, nullTime(t.NextRunAt), now, now).Scan(&t.ID)
+		column_mapping, skip_bad_rows, next_run_at, created_at, updated_at, api_key, start_date, sync_cursor)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id`,
+		counterID, t.Name, t.Active, t.Type, t.url, t.FrequencyHours, string(mapping), t.SkipBadRows, nullTime(t.NextRunAt), now, now,
+		t.apiKey, nullTime(t.StartDate), t.cursor).Scan(&t.ID)
 	if err != nil {
 		return nil, fmt.Errorf("imports: create task: %w", err)
 	}
 	t.URL = Redact(t.url)
 	return t, nil
+}
+
+// present fills what a task shows of its sealed key.
+func (ts *Tasks) present(t *Task) {
+	if t.apiKey == "" || ts.Box == nil {
+		return
+	}
+	if key, err := ts.Box.Opened(retailKeyPurpose, t.apiKey); err == nil {
+		t.APIKey = MaskKey(key)
+	} else {
+		t.APIKey = "(cannot be opened: give it again)"
+	}
 }
 
 // Update changes a task. Saving an active task whose feed, mapping or
@@ -200,26 +263,29 @@ func (ts *Tasks) Update(ctx context.Context, counterID, id int64, in TaskInput) 
 	if err != nil {
 		return nil, err
 	}
-	wasActive, oldURL, oldMapping := t.Active, t.url, fmt.Sprint(t.ColumnMapping)
-	if err := ts.apply(ctx, t, in); err != nil {
+	wasActive, oldURL, oldMapping, oldCursor := t.Active, t.url, fmt.Sprint(t.ColumnMapping), t.cursor
+	if err := ts.apply(ctx, t, in, false); err != nil {
 		return nil, err
 	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	switch {
 	case !t.Active:
 		t.NextRunAt = nil
-	case !wasActive || t.url != oldURL || fmt.Sprint(t.ColumnMapping) != oldMapping:
+	case !wasActive || t.url != oldURL || fmt.Sprint(t.ColumnMapping) != oldMapping || t.cursor != oldCursor:
 		t.NextRunAt = &now
 	}
 	mapping, _ := json.Marshal(t.ColumnMapping)
 	_, err = ts.DB.Writer().ExecContext(ctx, `UPDATE import_tasks SET name = $3, active = $4, type = $5, url = $6,
-		frequency_hours = $7, column_mapping = $8, skip_bad_rows = $9, next_run_at = $10, updated_at = $11
+		frequency_hours = $7, column_mapping = $8, skip_bad_rows = $9, next_run_at = $10, updated_at = $11,
+		api_key = $12, start_date = $13, sync_cursor = $14
 		WHERE counter_id = $1 AND id = $2`,
-		counterID, id, t.Name, t.Active, t.Type, t.url, t.FrequencyHours, string(mapping), t.SkipBadRows, nullTime(t.NextRunAt), now)
+		counterID, id, t.Name, t.Active, t.Type, t.url, t.FrequencyHours, string(mapping), t.SkipBadRows, nullTime(t.NextRunAt), now,
+		t.apiKey, nullTime(t.StartDate), t.cursor)
 	if err != nil {
 		return nil, fmt.Errorf("imports: update task %d: %w", id, err)
 	}
 	t.UpdatedAt = now
+	ts.present(t)
 	return t, ts.withLastRun(ctx, t)
 }
 
@@ -241,21 +307,27 @@ func (ts *Tasks) Get(ctx context.Context, counterID, id int64) (*Task, error) {
 	if err != nil {
 		return nil, err
 	}
+	ts.present(t)
 	return t, ts.withLastRun(ctx, t)
 }
 
-const taskColumns = `id, counter_id, name, active, type, url, frequency_hours, column_mapping, skip_bad_rows, next_run_at, created_at, updated_at`
+const taskColumns = `id, counter_id, name, active, type, url, frequency_hours, column_mapping, skip_bad_rows, next_run_at, created_at, updated_at,
+	api_key, start_date, sync_cursor`
 
 func scanTask(row interface{ Scan(...any) error }) (*Task, error) {
 	t := &Task{}
 	var mapping string
-	var next sql.NullTime
+	var next, start sql.NullTime
 	if err := row.Scan(&t.ID, &t.CounterID, &t.Name, &t.Active, &t.Type, &t.url, &t.FrequencyHours, &mapping,
-		&t.SkipBadRows, &next, &t.CreatedAt, &t.UpdatedAt); err != nil {
+		&t.SkipBadRows, &next, &t.CreatedAt, &t.UpdatedAt, &t.apiKey, &start, &t.cursor); err != nil {
 		return nil, err
 	}
 	if next.Valid {
 		t.NextRunAt = &next.Time
+	}
+	if start.Valid {
+		s := start.Time.UTC()
+		t.StartDate = &s
 	}
 	if err := json.Unmarshal([]byte(mapping), &t.ColumnMapping); err != nil {
 		return nil, fmt.Errorf("task %d: column mapping: %w", t.ID, err)
@@ -308,6 +380,7 @@ func (ts *Tasks) List(ctx context.Context, counterID int64) ([]*Task, error) {
 		return nil, fmt.Errorf("imports: list tasks: %w", err)
 	}
 	for _, t := range out {
+		ts.present(t)
 		if err := ts.withLastRun(ctx, t); err != nil {
 			return nil, err
 		}
@@ -315,8 +388,12 @@ func (ts *Tasks) List(ctx context.Context, counterID int64) ([]*Task, error) {
 	return out, nil
 }
 
-// Run fetches the task's feed and imports it, now, logging the run.
+// Run fetches the task's feed (or reads its RetailCRM account) and imports
+// it, now, logging the run.
 func (ts *Tasks) Run(ctx context.Context, f *Fetcher, t *Task, tempDir string) (*crm.Result, error) {
+	if t.Type == TypeRetailCRM {
+		return ts.runRetail(ctx, f, t, tempDir)
+	}
 	c, err := counter.Get(ctx, ts.DB, t.CounterID)
 	if err != nil {
 		return nil, err
