@@ -16,6 +16,7 @@ import (
 	"github.com/throughline/throughline/internal/counter"
 	"github.com/throughline/throughline/internal/crm"
 	"github.com/throughline/throughline/internal/leads"
+	"github.com/throughline/throughline/internal/matching"
 	"github.com/throughline/throughline/internal/retailcrm"
 	"github.com/throughline/throughline/internal/retailcrm/fakecrm"
 	"github.com/throughline/throughline/internal/retailsync"
@@ -544,6 +545,13 @@ func TestPullLinksDeals(t *testing.T) {
 		}
 		if d2 := get(o2); d2.StatusType != crm.Paid || d2.Attributes[retailsync.AttrLead][0] != fmt.Sprintf("request %d by e-mail anna@example.ru", reqID) {
 			t.Fatalf("deal 2: %+v", d2)
+		}
+		// The deals reach matching, which finds the linked call.
+		if _, err := matching.Run(f.ctx, db, f.c.ID); err != nil {
+			t.Fatal(err)
+		}
+		if p, err := matching.OrderPath(f.ctx, db, f.c.ID, fmt.Sprint(o1)); err != nil || p.Rung != matching.RungCallerPhone {
+			t.Fatalf("deal 1 matched: %+v, %v; want by the caller phone", p, err)
 		}
 		for _, id := range []int64{o3, o4} {
 			if d := get(id); d.Attributes[retailsync.AttrLead][0] != retailsync.LeadNotFound {
