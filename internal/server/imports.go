@@ -136,3 +136,19 @@ func (s *Server) listTaskRuns(w http.ResponseWriter, r *http.Request, id int64) 
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"runs": runs})
 }
+
+// taskStatuses lists a retailcrm task's statuses with the types they are
+// offered as and the counter's mapping (GET); POST also stores the
+// suggestions for the codes the counter has not mapped yet.
+func (s *Server) taskStatuses(w http.ResponseWriter, r *http.Request, id int64) {
+	tid, ok := taskID(w, r)
+	if !ok {
+		return
+	}
+	list, added, err := s.tasks.RetailStatuses(r.Context(), id, tid, r.Method == http.MethodPost)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"statuses": list, "added": added})
+}

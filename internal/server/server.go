@@ -24,6 +24,7 @@ import (
 	"github.com/throughline/throughline/internal/imports"
 	"github.com/throughline/throughline/internal/leads"
 	"github.com/throughline/throughline/internal/matching"
+	"github.com/throughline/throughline/internal/retailcrm"
 	"github.com/throughline/throughline/internal/retailsync"
 	"github.com/throughline/throughline/internal/store"
 	"github.com/throughline/throughline/internal/tracker"
@@ -83,6 +84,9 @@ type ImportsConfig struct {
 	TempDir string
 	// Poll is how often the scheduler looks for due tasks (a minute when zero).
 	Poll time.Duration
+	// RetailCRM are the base options of retailcrm tasks' API clients
+	// (tests shorten the retries); zero values are the client's defaults.
+	RetailCRM retailcrm.Options
 }
 
 // Server is Throughline's HTTP handler.
@@ -151,7 +155,7 @@ func New(db *store.DB, cfg Config) *Server {
 	if s.cfg.Imports.MaxBytes <= 0 {
 		s.cfg.Imports.MaxBytes = imports.DefaultMaxFeedBytes
 	}
-	s.tasks = &imports.Tasks{DB: db, AllowPrivate: cfg.Imports.AllowPrivateFeeds}
+	s.tasks = &imports.Tasks{DB: db, AllowPrivate: cfg.Imports.AllowPrivateFeeds, Box: cfg.Secrets, RetailOptions: cfg.Imports.RetailCRM}
 	s.fetcher = imports.NewFetcher(imports.FetcherOptions{AllowPrivate: cfg.Imports.AllowPrivateFeeds, MaxBytes: s.cfg.Imports.MaxBytes})
 	s.scheduler = &imports.Scheduler{Tasks: s.tasks, Fetcher: s.fetcher, Log: cfg.Logger, TempDir: cfg.Imports.TempDir, Poll: cfg.Imports.Poll}
 	s.scheduler.Init()
@@ -233,6 +237,8 @@ func (s *Server) routes() {
 	s.counterAPI("DELETE /api/v1/counters/{id}/imports/{task}", s.deleteTask)
 	s.counterAPI("POST /api/v1/counters/{id}/imports/{task}/run", s.runTask)
 	s.counterAPI("GET /api/v1/counters/{id}/imports/{task}/runs", s.listTaskRuns)
+	s.counterAPI("GET /api/v1/counters/{id}/imports/{task}/statuses", s.taskStatuses)
+	s.counterAPI("POST /api/v1/counters/{id}/imports/{task}/statuses", s.taskStatuses)
 
 	// Yandex Metrica's CRM upload API, for uploaders written for Metrica.
 	s.cdpRoutes()
