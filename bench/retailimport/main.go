@@ -171,6 +171,8 @@ func run(n int) error {
 		wall.Seconds()/bound(retailcrm.DefaultRequestsPerSecond).Seconds(), retailcrm.DefaultRequestsPerSecond)
 	fmt.Printf("waiting for RetailCRM  %.1f s\n", stats.Waited.Seconds())
 	fmt.Printf("processing             %.2f s = %.1f%% of wall time (target < 10%%)\n", processing.Seconds(), 100*processing.Seconds()/wall.Seconds())
+	fmt.Printf("  of which reading     %.2f s (mapping and spooling each page while the next is awaited)\n", (stats.Read - stats.Waited).Seconds())
+	fmt.Printf("  of which applying    %.2f s (the one transaction after the last page)\n", (wall - stats.Read).Seconds())
 	fmt.Printf("process CPU time       %.2f s = %.1f%% of wall time (fake RetailCRM not included)\n", cpu.Seconds(), 100*cpu.Seconds()/wall.Seconds())
 	return nil
 }

@@ -57,7 +57,8 @@ type RetailRun struct {
 	Orders  int // orders read (before the import checked them)
 	Wall    time.Duration
 	Waited  time.Duration
-	Initial bool // the first run (by creation date), not an incremental one
+	Read    time.Duration // from the start until the last page was read; the rest of Wall is applying
+	Initial bool          // the first run (by creation date), not an incremental one
 }
 
 // MaskKey shows an API key as the API may: its last four characters.
@@ -320,7 +321,8 @@ func (ts *Tasks) runRetail(ctx context.Context, f *Fetcher, t *Task, tempDir str
 		return r, nil
 	})
 	if r != nil && ts.RetailRunDone != nil {
-		ts.RetailRunDone(RetailRun{TaskID: t.ID, Orders: r.n, Wall: time.Since(started), Waited: r.waited, Initial: cur.empty()})
+		ts.RetailRunDone(RetailRun{TaskID: t.ID, Orders: r.n, Wall: time.Since(started), Waited: r.waited,
+			Read: r.readDone.Sub(started), Initial: cur.empty()})
 	}
 	if err != nil {
 		return res, err
@@ -436,6 +438,7 @@ type retailReader struct {
 	n         int
 	contacts  map[string]bool
 	waited    time.Duration
+	readDone  time.Time
 }
 
 func (r *retailReader) send(ctx context.Context) func([]retailcrm.Order) error {
@@ -458,6 +461,7 @@ func (r *retailReader) Next() (any, int, error) {
 			p, ok := <-r.pages
 			r.waited += time.Since(t0)
 			if !ok {
+				r.readDone = time.Now()
 				return nil, r.n, io.EOF
 			}
 			if p.err != nil {

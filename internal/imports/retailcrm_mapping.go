@@ -213,7 +213,48 @@ func termText(o *retailcrm.Order, t term) (string, bool) {
 		}
 		return strings.Join(names, ","), len(names) > 0
 	}
+	// The fields mapped by default come from the decoded order: reading
+	// them from the raw JSON decodes each value again.
+	if v, ok := typedText(o, string(t)); ok {
+		return v, v != ""
+	}
 	return o.Field(string(t))
+}
+
+// typedText reads the order fields the client has decoded already; ok is
+// false for a path it does not cover.
+func typedText(o *retailcrm.Order, path string) (string, bool) {
+	switch path {
+	case "number":
+		return o.Number, true
+	case "externalId":
+		return o.ExternalID, true
+	case "phone":
+		return o.Phone, true
+	case "additionalPhone":
+		return o.AdditionalPhone, true
+	case "email":
+		return o.Email, true
+	case "customerComment":
+		return o.CustomerComment, true
+	case "managerComment":
+		return o.ManagerComment, true
+	case "customer.email":
+		if o.Customer == nil {
+			return "", true
+		}
+		return o.Customer.Email, true
+	case "customer.phones.0.number":
+		if o.Customer == nil || len(o.Customer.Phones) == 0 {
+			return "", true
+		}
+		return o.Customer.Phones[0].Number, true
+	}
+	if code, ok := strings.CutPrefix(path, "customFields."); ok {
+		v, _ := o.CustomFields.String(code)
+		return v, true
+	}
+	return "", false
 }
 
 // person is the order's customer, or its contact person for a "contact." term.

@@ -380,3 +380,23 @@ func TestRetailTaskConnectionTest(t *testing.T) {
 		t.Errorf("rename: %v", err)
 	}
 }
+
+// The typed fast paths read what Order.Field reads from the raw JSON.
+func TestRetailTypedFieldsAgreeWithRaw(t *testing.T) {
+	var o retailcrm.Order
+	raw := `{"id": 7, "number": "7A", "externalId": "", "phone": "+7 999 555-11-11", "email": "a@b.ru", "customerComment": "c",
+		"customer": {"id": 1, "email": "c@d.ru", "phones": [{"number": "8 (999) 000-00-01"}]},
+		"customFields": {"s": "abc", "n": 12.50, "b": true, "m": ["x", "y"], "e": ""}}`
+	if err := json.Unmarshal([]byte(raw), &o); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"number", "externalId", "phone", "additionalPhone", "email", "customerComment", "managerComment",
+		"customer.email", "customer.phones.0.number", "customFields.s", "customFields.n", "customFields.b", "customFields.m",
+		"customFields.e", "customFields.none"} {
+		typed, _ := typedText(&o, p)
+		rawV, _ := o.Field(p)
+		if typed != rawV {
+			t.Errorf("%s: typed %q, raw %q", p, typed, rawV)
+		}
+	}
+}
