@@ -111,6 +111,10 @@ type Server struct {
 	denied         map[string]bool
 	fail           []failure
 	now            func() time.Time
+	onRequest      func(Request)
+	listOrder      ListOrder
+	looseCustom    bool
+	tzOverride     *string
 
 	tzName   string
 	loc      *time.Location
@@ -268,6 +272,50 @@ func (s *Server) SetClock(now func() time.Time) {
 	s.now = now
 }
 
+// ListOrder is the order GET /orders lists in. The real one cannot be set
+// and is not documented (spec §3, §14.4), so tests can try each.
+type ListOrder int
+
+const (
+	ByID              ListOrder = iota // ascending id (the default)
+	NewestFirst                        // descending id
+	ByStatusUpdatedAt                  // ascending statusUpdatedAt, then id: a status change moves an order to the end
+)
+
+// SetListOrder sets the order of GET /orders.
+func (s *Server) SetListOrder(o ListOrder) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.listOrder = o
+}
+
+// OnRequest calls fn after each request is answered and before the answer
+// is written back, outside the server's lock: fn may change the account
+// (UpdateOrder, AddOrder, …) between two pages of a walk. nil removes it.
+func (s *Server) OnRequest(fn func(Request)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onRequest = fn
+}
+
+// SetLooseCustomFieldFilter makes filter[customFields][code]=v match every
+// order whose value contains v, as a text search would: how exactly the
+// real filter matches is not confirmed (spec §5.1, §14.6).
+func (s *Server) SetLooseCustomFieldFilter(loose bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.looseCustom = loose
+}
+
+// SetSettingsTimezone makes /settings report value as settings.timezone
+// ("" leaves the key's value empty) without changing the zone dates are
+// written in: an account whose setting is missing or not an IANA name.
+func (s *Server) SetSettingsTimezone(value string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tzOverride = &value
+}
+
 // SetTimezone sets settings.timezone; dates are written in it.
 func (s *Server) SetTimezone(name string) {
 	loc, err := time.LoadLocation(name)
@@ -276,7 +324,7 @@ func (s *Server) SetTimezone(name string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.tzName, s.loc = name, loc
+	s.tzName, s.loc, s.tzOverride = name, loc, nil
 }
 
 // Location is the account's time zone.

@@ -63,9 +63,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	a := s.serve(r, key)
-	s.log = append(s.log, Request{Time: s.now(), Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(),
-		Form: r.PostForm, Key: key, Status: a.status})
+	req := Request{Time: s.now(), Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(),
+		Form: r.PostForm, Key: key, Status: a.status}
+	s.log = append(s.log, req)
+	hook := s.onRequest
 	s.mu.Unlock()
+	if hook != nil {
+		hook(req)
+	}
 	if a.html {
 		w.Header().Set("Content-Type", "text/html")
 	} else {
@@ -161,10 +166,14 @@ func (s *Server) route(r *http.Request) answer {
 
 func (s *Server) settings() answer {
 	at := "2021-02-08 08:29:40"
+	tz := s.tzName
+	if s.tzOverride != nil {
+		tz = *s.tzOverride
+	}
 	return jsonAnswer(200, O{"success": true, "settings": O{
 		"default_currency": O{"value": s.currency, "updated_at": at},
 		"system_language":  O{"value": "RU", "updated_at": at},
-		"timezone":         O{"value": s.tzName, "updated_at": at},
+		"timezone":         O{"value": tz, "updated_at": at},
 		"work_times":       []O{{"day_type": "Monday", "start_time": "08:00", "end_time": "20:30"}},
 	}})
 }
@@ -364,7 +373,7 @@ func (s *Server) ordersList(q url.Values) answer {
 	for k := range q {
 		filtered = filtered || strings.HasPrefix(k, "filter[")
 	}
-	if !filtered { // the plain walk of all orders: no scan per page
+	if !filtered && s.listOrder == ByID { // the plain walk of all orders: no scan per page
 		return page(q, "orders", len(s.orders), func(i int) []byte { return s.orders[i].raw })
 	}
 	if ids := list(q, "ids"); len(ids) > 0 {
@@ -380,6 +389,15 @@ func (s *Server) ordersList(q url.Values) answer {
 				hits = append(hits, o)
 			}
 		}
+	}
+	switch s.listOrder {
+	case NewestFirst:
+		sort.SliceStable(hits, func(i, j int) bool { return hits[i].id > hits[j].id })
+	case ByStatusUpdatedAt:
+		sort.SliceStable(hits, func(i, j int) bool {
+			a, b := hits[i], hits[j]
+			return a.statusUpdatedAt.Before(b.statusUpdatedAt) || a.statusUpdatedAt.Equal(b.statusUpdatedAt) && a.id < b.id
+		})
 	}
 	return page(q, "orders", len(hits), func(i int) []byte { return hits[i].raw })
 }
@@ -444,11 +462,12 @@ func (s *Server) orderMatcher(q url.Values) (func(*order) bool, map[string]strin
 			!suTo.IsZero() && o.statusUpdatedAt.After(suTo):
 			return false
 		}
-		if len(custom) > 0 {
-			for code, v := range custom {
-				if o.custom[code] != v {
-					return false
-				}
+		for code, v := range custom {
+			if s.looseCustom && strings.Contains(o.custom[code], v) {
+				continue
+			}
+			if o.custom[code] != v {
+				return false
 			}
 		}
 		return true
