@@ -61,44 +61,77 @@ func (w *Worker) pulls(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// pull imports the orders whose status changed since the last pull (all
-// orders of all stores the first time) as deals, in one crm.Import: a pull
-// is stored whole or not at all. Like Calltouch's deals, an order's revenue
-// is refreshed only when its status changes.
-func (w *Worker) pull(ctx context.Context, in *Integration, until time.Time) error {
-	r := &dealReader{ctx: ctx, w: w, in: in, users: map[int64]string{}}
-	if in.pullFrom != nil {
-		r.filter.StatusUpdatedAtFrom = in.pullFrom.Add(-pullOverlap)
+// errLeaseLost means another process took over work this one held: it
+// stops without recording anything.
+var errLeaseLost = errors.New("retailsync: the lease ran out and another process took the work over")
+
+// renew extends the lease on a connection (setup or pull) this process
+// holds; it fails with errLeaseLost when the lease is no longer its own.
+func (w *Worker) renew(ctx context.Context, counterID int64, until *time.Time) error {
+	next := w.now().Add(lease)
+	res, err := w.DB.Writer().ExecContext(ctx, `UPDATE retailcrm_integrations SET lease_until = $3
+		WHERE counter_id = $1 AND lease_until = $2`, counterID, *until, next)
+	if err != nil {
+		return fmt.Errorf("retailsync: counter %d: renew lease: %w", counterID, err)
 	}
-	// The next pull starts where this one did, less the overlap. (Not at
-	// the latest change read: that would re-read the last changed orders
-	// on every pull, taking revenue changes without a status change.) The
-	// overlap also absorbs a skew of RetailCRM's clock against ours.
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("counter %d: %w", counterID, errLeaseLost)
+	}
+	*until = next
+	return nil
+}
+
+// pull imports the orders as deals, in one crm.Import: a pull is stored
+// whole or not at all. The first pull reads every order created before it
+// started; later ones read the orders the order history shows were created
+// or changed status since (like Calltouch's deals, an order's revenue is
+// refreshed only when its status changes). The history is walked by
+// sinceId — records are only ever appended, so nothing can shift under the
+// walk — and the changed orders are then read by id.
+func (w *Worker) pull(ctx context.Context, in *Integration, until time.Time) error {
+	// The next pull is due PullEvery after this one started, however long
+	// this one takes.
 	start := w.now()
-	c, err := w.client(in)
+	r := &dealReader{ctx: ctx, w: w, in: in, until: until, start: start, users: map[int64]string{}, history: in.historyCursor}
+	err := w.reloadReference(ctx, in)
 	if err == nil {
-		r.c = c
+		r.c, err = w.client(in)
+	}
+	if err == nil {
 		_, err = crm.Import(ctx, w.DB, in.counterID, crm.Options{Intake: Intake, Format: "JSON", Source: "SYNC", Origin: in.URL,
 			Mode: crm.Save, SkipBadRows: true}, func() (crm.RowReader, error) { return r, nil })
 	}
 	now := w.now()
 	if err == nil {
-		_, err = w.DB.Writer().ExecContext(ctx, `UPDATE retailcrm_integrations SET pull_cursor = $3, last_pull_at = $4,
-				next_pull_at = $5, pull_error = '', lease_until = NULL
-			WHERE counter_id = $1 AND lease_until = $2`, in.counterID, until, start, now, now.Add(w.PullEvery))
+		var res sql.Result
+		res, err = w.DB.Writer().ExecContext(ctx, `UPDATE retailcrm_integrations SET pull_cursor = $3, history_cursor = $4,
+				last_pull_at = $5, next_pull_at = $6, pull_error = '', lease_until = NULL
+			WHERE counter_id = $1 AND lease_until = $2`, in.counterID, r.until, start, r.history, now, start.Add(w.PullEvery))
 		if err != nil {
 			return fmt.Errorf("retailsync: counter %d: record pull: %w", in.counterID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			// The deals are stored (idempotently); the cursor is the
+			// other process's to move.
+			return fmt.Errorf("retailsync: counter %d: record pull: %w", in.counterID, errLeaseLost)
 		}
 		w.Log.Info("retailcrm pull", "counter", in.counterID, "deals", r.line)
 		return nil
 	}
+	if errors.Is(err, errLeaseLost) {
+		w.Log.Error("retailcrm pull abandoned", "counter", in.counterID, "err", err)
+		return err
+	}
 	msg := describe(err)
 	w.Log.Warn("retailcrm pull failed", "counter", in.counterID, "err", msg)
-	_, dberr := w.DB.Writer().ExecContext(context.WithoutCancel(ctx), `UPDATE retailcrm_integrations SET pull_error = $3,
+	res, dberr := w.DB.Writer().ExecContext(context.WithoutCancel(ctx), `UPDATE retailcrm_integrations SET pull_error = $3,
 			next_pull_at = $4, lease_until = NULL
-		WHERE counter_id = $1 AND lease_until = $2`, in.counterID, until, msg, now.Add(min(pullRetry, w.PullEvery)))
+		WHERE counter_id = $1 AND lease_until = $2`, in.counterID, r.until, msg, now.Add(min(pullRetry, w.PullEvery)))
 	if dberr != nil {
 		return fmt.Errorf("retailsync: counter %d: record pull: %w", in.counterID, dberr)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("retailsync: counter %d: record failed pull: %w", in.counterID, errLeaseLost)
 	}
 	if broken(err) {
 		return w.fail(ctx, in.counterID, err)
@@ -106,24 +139,37 @@ func (w *Worker) pull(ctx context.Context, in *Integration, until time.Time) err
 	return nil
 }
 
+// maxRewalks bounds how often the first pull walks the orders again when
+// pages shifted under it.
+const maxRewalks = 3
+
 // dealReader reads the orders page by page as crm.Import asks for rows,
 // linking each page's new deals to leads before handing them over.
 type dealReader struct {
-	ctx    context.Context
-	w      *Worker
-	c      *retailcrm.Client
-	in     *Integration
-	filter retailcrm.OrdersFilter
-	page   int
-	done   bool
-	line   int
-	buf    []any
-	users  map[int64]string // manager names, per pull
+	ctx   context.Context
+	w     *Worker
+	c     *retailcrm.Client
+	in    *Integration
+	until time.Time // the lease, renewed page by page
+	start time.Time
+	line  int
+	buf   []any
+	users map[int64]string // manager names, per pull
+
+	// The first pull: the walk of all orders created before start.
+	page    int
+	seen    map[int64]bool
+	rewalks int
+	// Later pulls: the history cursor, then the orders to read by id.
+	history  int64
+	walked   bool
+	changed  []int64
+	finished bool
 }
 
 func (r *dealReader) Next() (any, int, error) {
 	for len(r.buf) == 0 {
-		if r.done {
+		if r.finished {
 			return nil, 0, io.EOF
 		}
 		if err := r.fetch(); err != nil {
@@ -136,13 +182,100 @@ func (r *dealReader) Next() (any, int, error) {
 	return row, r.line, nil
 }
 
+// fetch reads the next page of orders into buf (possibly none), renewing
+// the lease first.
 func (r *dealReader) fetch() error {
-	r.page++
-	list, pg, err := r.c.Orders(r.ctx, r.filter, r.page, retailcrm.PageLimit)
+	if err := r.w.renew(r.ctx, r.in.counterID, &r.until); err != nil {
+		return err
+	}
+	var list []retailcrm.Order
+	var err error
+	if r.in.pullFrom == nil {
+		list, err = r.fetchAll()
+	} else {
+		list, err = r.fetchChanged()
+	}
 	if err != nil {
 		return err
 	}
-	r.done = len(list) == 0 || pg.CurrentPage >= pg.TotalPageCount
+	return r.add(list)
+}
+
+// fetchAll reads the next page of every order created up to the start.
+// The set cannot grow during the walk (creation dates do not change), but
+// the order it is listed in is not known (spec §3, §14.4): an order that
+// changes may move and shift a row into a page already read. Every order
+// read is counted, and when fewer were read than the set holds, the pages
+// are walked again for the ones missed.
+func (r *dealReader) fetchAll() ([]retailcrm.Order, error) {
+	if r.seen == nil {
+		r.seen = map[int64]bool{}
+	}
+	r.page++
+	list, pg, err := r.c.Orders(r.ctx, retailcrm.OrdersFilter{CreatedAtTo: r.start}, r.page, retailcrm.PageLimit)
+	if err != nil {
+		return nil, err
+	}
+	fresh := list[:0:0]
+	for _, o := range list {
+		if !r.seen[o.ID] {
+			r.seen[o.ID] = true
+			fresh = append(fresh, o)
+		}
+	}
+	if len(list) == 0 || pg.CurrentPage >= pg.TotalPageCount {
+		switch {
+		case len(r.seen) >= pg.TotalCount:
+			r.finished = true
+		case r.rewalks < maxRewalks:
+			r.rewalks++
+			r.page = 0
+			r.w.Log.Info("retailcrm pull: orders moved during the walk; reading the pages again", "counter", r.in.counterID,
+				"read", len(r.seen), "total", pg.TotalCount)
+		default:
+			return nil, fmt.Errorf("the orders kept changing during the first pull: %d of %d read; will retry", len(r.seen), pg.TotalCount)
+		}
+	}
+	return fresh, nil
+}
+
+// fetchChanged walks the history from the cursor (first), collecting the
+// orders created or whose status changed, then reads them 100 at a time.
+func (r *dealReader) fetchChanged() ([]retailcrm.Order, error) {
+	if !r.walked {
+		f := retailcrm.HistoryFilter{SinceID: r.history}
+		if f.SinceID == 0 {
+			// No record seen yet: from the start of the last pull, less
+			// the overlap (a skew of RetailCRM's clock against ours).
+			f.StartDate = r.in.pullFrom.Add(-pullOverlap)
+		}
+		want := map[int64]bool{}
+		err := r.c.EachHistoryPage(r.ctx, f, func(p retailcrm.HistoryPage) error {
+			for _, h := range p.History {
+				r.history = max(r.history, h.ID)
+				if (h.Created || h.Field == "status") && h.Order.ID != 0 && !want[h.Order.ID] {
+					want[h.Order.ID] = true
+					r.changed = append(r.changed, h.Order.ID)
+				}
+			}
+			return r.w.renew(r.ctx, r.in.counterID, &r.until)
+		})
+		if err != nil {
+			return nil, err
+		}
+		r.walked = true
+	}
+	if len(r.changed) == 0 {
+		r.finished = true
+		return nil, nil
+	}
+	ids := r.changed[:min(len(r.changed), retailcrm.PageLimit)]
+	r.changed = r.changed[len(ids):]
+	list, _, err := r.c.Orders(r.ctx, retailcrm.OrdersFilter{IDs: ids}, 1, retailcrm.PageLimit)
+	return list, err
+}
+
+func (r *dealReader) add(list []retailcrm.Order) error {
 	links, err := r.w.link(r.ctx, r.in.counterID, list)
 	if err != nil {
 		return err
@@ -337,8 +470,9 @@ func (w *Worker) findLead(ctx context.Context, counterID int64, o retailcrm.Orde
 	if len(phones) > 0 {
 		args := []any{counterID, from, to}
 		var l link
+		// Only calls from the customer: not ours to them, nor internal ones.
 		err := db.QueryRowContext(ctx, `SELECT id, caller FROM calls
-			WHERE counter_id = $1 AND started_at >= $2 AND started_at <= $3 AND caller IN (`+marks(&args, phones)+`)
+			WHERE counter_id = $1 AND direction NOT IN ('out', 'internal') AND started_at >= $2 AND started_at <= $3 AND caller IN (`+marks(&args, phones)+`)
 			ORDER BY started_at DESC, id DESC LIMIT 1`, args...).Scan(&l.leadID, &l.phone)
 		if err == nil {
 			l.kind, l.reason = "call", fmt.Sprintf("call %d by phone %s", l.leadID, calltracking.Display(l.phone))

@@ -124,7 +124,10 @@ type result struct {
 
 // pushes claims due rows of active connections and pushes them one at a
 // time: the account's rate limit is the bound, and one at a time keeps two
-// leads of the same new customer from creating it twice.
+// leads of the same new customer from creating it twice. When an account
+// is rate limiting or down, the rest of its rows go back and the account's
+// pushes wait (push_after); rows not reached (shutdown, an error) go back
+// at once.
 func (w *Worker) pushes(ctx context.Context) error {
 	for ctx.Err() == nil {
 		now := w.now()
@@ -133,24 +136,40 @@ func (w *Worker) pushes(ctx context.Context) error {
 			return err
 		}
 		conns := map[int64]*Integration{}
-		for _, p := range claimed {
+		paused := map[int64]time.Time{}
+		for i, p := range claimed {
+			if ctx.Err() != nil {
+				return w.putBackAll(ctx, claimed[i:], w.now())
+			}
+			if until, ok := paused[p.counterID]; ok {
+				if err := w.putBack(ctx, p, until, false); err != nil {
+					return errors.Join(err, w.putBackAll(ctx, claimed[i+1:], w.now()))
+				}
+				continue
+			}
 			in, ok := conns[p.counterID]
 			if !ok {
 				in, err = get(ctx, w.DB.Reader(), p.counterID)
 				if err != nil && !errors.Is(err, ErrNotFound) {
-					return err // the lease ends and they are claimed again
+					return errors.Join(err, w.putBackAll(ctx, claimed[i:], w.now()))
 				}
 				conns[p.counterID] = in
 			}
 			if in == nil || in.State != StateActive {
 				// Disconnected or failed since the claim: wait for it.
-				w.putBack(ctx, p, now.Add(w.Delay))
+				if err := w.putBack(ctx, p, now.Add(w.Delay), false); err != nil {
+					return errors.Join(err, w.putBackAll(ctx, claimed[i+1:], w.now()))
+				}
 				continue
 			}
 			// pushOne marks in failed when the connection breaks, so the
 			// rest of the batch waits.
-			if err := w.pushOne(ctx, in, p); err != nil {
-				return err
+			pause, err := w.pushOne(ctx, in, p)
+			if err != nil {
+				return errors.Join(err, w.putBackAll(ctx, claimed[i+1:], w.now()))
+			}
+			if !pause.IsZero() {
+				paused[p.counterID] = pause
 			}
 		}
 		if len(claimed) < w.Batch {
@@ -158,6 +177,15 @@ func (w *Worker) pushes(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// putBackAll returns claimed rows that were not tried.
+func (w *Worker) putBackAll(ctx context.Context, list []*push, due time.Time) error {
+	var errs []error
+	for _, p := range list {
+		errs = append(errs, w.putBack(ctx, p, due, false))
+	}
+	return errors.Join(errs...)
 }
 
 // claimPushes takes due pushes for this process by moving their due_at to
@@ -173,7 +201,8 @@ func (w *Worker) claimPushes(ctx context.Context, now time.Time) ([]*push, error
 		WHERE (counter_id, kind, lead_id) IN (
 			SELECT p.counter_id, p.kind, p.lead_id FROM retailcrm_pushes p
 			WHERE p.status = 'pending' AND p.due_at <= $1 AND p.arrived_at <= $3
-				AND EXISTS (SELECT 1 FROM retailcrm_integrations i WHERE i.counter_id = p.counter_id AND i.state = 'active')
+				AND EXISTS (SELECT 1 FROM retailcrm_integrations i WHERE i.counter_id = p.counter_id AND i.state = 'active'
+					AND (i.push_after IS NULL OR i.push_after <= $1))
 			ORDER BY p.due_at, p.counter_id, p.kind, p.lead_id
 			LIMIT $4`+lock+`)
 		RETURNING counter_id, kind, lead_id, lead_type, arrived_at, attempts`, now, until, now.Add(-w.Delay), w.Batch)
@@ -195,20 +224,46 @@ func (w *Worker) claimPushes(ctx context.Context, now time.Time) ([]*push, error
 	return out, nil
 }
 
+// reclaim renews the claim on p just before it is pushed: a batch can take
+// longer than a lease, and a row whose lease ran out may have been taken
+// by another process. It reports false when the row is no longer ours.
+func (w *Worker) reclaim(ctx context.Context, p *push) (bool, error) {
+	until := w.now().Add(lease)
+	res, err := w.DB.Writer().ExecContext(ctx, `UPDATE retailcrm_pushes SET due_at = $4
+		WHERE counter_id = $1 AND kind = $2 AND lead_id = $3 AND status = 'pending' AND due_at = $5`,
+		p.counterID, p.kind, p.leadID, until, p.lease)
+	if err != nil {
+		return false, fmt.Errorf("retailsync: renew the claim on push %s of counter %d: %w", p.key(), p.counterID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return false, err
+	}
+	p.lease = until
+	return true, nil
+}
+
 // pushOne pushes a claimed row and records the outcome. A broken
-// connection marks in failed (and in.State so).
-func (w *Worker) pushOne(ctx context.Context, in *Integration, p *push) error {
+// connection marks in failed (and in.State so). When the account is rate
+// limiting or unavailable it returns when the account's pushes may go on.
+func (w *Worker) pushOne(ctx context.Context, in *Integration, p *push) (time.Time, error) {
+	ok, err := w.reclaim(ctx, p)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if !ok {
+		w.Log.Warn("retailcrm push skipped: its claim ran out and another process took it", "counter", p.counterID, "lead", p.key())
+		return time.Time{}, nil
+	}
 	now := w.now()
 	l, err := loadLead(ctx, w.DB, p)
 	if errors.Is(err, sql.ErrNoRows) {
-		return w.record(ctx, p, statusFailed, now, result{}, "the "+p.kind+" no longer exists")
+		return time.Time{}, w.record(ctx, p, statusFailed, now, result{}, "the "+p.kind+" no longer exists")
 	}
 	if err != nil {
-		return err
+		return time.Time{}, errors.Join(err, w.putBack(ctx, p, now, false))
 	}
 	if p.kind == "call" && !l.ended && now.Sub(p.arrivedAt) < callWait {
-		w.putBack(ctx, p, now.Add(time.Minute)) // its data is final once it ends
-		return nil
+		return time.Time{}, w.putBack(ctx, p, now.Add(time.Minute), false) // its data is final once it ends
 	}
 	var res result
 	c, err := w.client(in)
@@ -220,24 +275,43 @@ func (w *Worker) pushOne(ctx context.Context, in *Integration, p *push) error {
 	case err == nil:
 		w.Log.Info("retailcrm push", "counter", p.counterID, "lead", p.key(), "outcome", res.outcome,
 			"customer", res.customerID, "customer_created", res.customerCreated, "order", res.orderID)
-		return w.record(ctx, p, statusDone, now, res, "")
+		return time.Time{}, w.record(ctx, p, statusDone, now, res, "")
 	case ctx.Err() != nil:
-		w.putBack(ctx, p, now)
-		return nil
+		// A request may have gone out: the attempt counts, so the next
+		// one looks the order up by our lead id first.
+		return time.Time{}, w.putBack(ctx, p, now, true)
 	case broken(err):
 		in.State = StateFailed
-		w.putBack(ctx, p, now.Add(w.Delay))
-		return w.fail(ctx, p.counterID, err)
+		return time.Time{}, errors.Join(w.putBack(ctx, p, now.Add(w.Delay), true), w.fail(ctx, p.counterID, err))
 	case retailcrm.Retryable(err) && p.attempts <= len(pushBackoff):
 		w.Log.Warn("retailcrm push failed; will retry", "counter", p.counterID, "lead", p.key(), "attempt", p.attempts, "err", err)
-		return w.record(ctx, p, statusPending, now.Add(pushBackoff[p.attempts-1]), res, describe(err))
+		due := now.Add(pushBackoff[p.attempts-1])
+		if err := w.record(ctx, p, statusPending, due, res, describe(err)); err != nil {
+			return time.Time{}, err
+		}
+		if errors.Is(err, retailcrm.ErrRateLimited) || errors.Is(err, retailcrm.ErrUnavailable) {
+			// The account, not the lead: its other pushes wait too.
+			return due, w.pauseAccount(ctx, p.counterID, due)
+		}
+		return time.Time{}, nil
 	default:
 		w.Log.Warn("retailcrm push failed", "counter", p.counterID, "lead", p.key(), "attempt", p.attempts, "err", err)
-		return w.record(ctx, p, statusFailed, now, res, describe(err))
+		return time.Time{}, w.record(ctx, p, statusFailed, now, res, describe(err))
 	}
 }
 
-// record writes a push's outcome, if the row is still this process's claim.
+// pauseAccount keeps the account's pushes from being claimed before until.
+func (w *Worker) pauseAccount(ctx context.Context, counterID int64, until time.Time) error {
+	_, err := w.DB.Writer().ExecContext(context.WithoutCancel(ctx), `UPDATE retailcrm_integrations SET push_after = $2
+		WHERE counter_id = $1`, counterID, until)
+	if err != nil {
+		return fmt.Errorf("retailsync: counter %d: pause pushes: %w", counterID, err)
+	}
+	return nil
+}
+
+// record writes a push's outcome, if the row is still this process's
+// claim; when it is not, the outcome is lost and that is an error.
 func (w *Worker) record(ctx context.Context, p *push, status string, due time.Time, r result, msg string) error {
 	var customer, order any
 	if r.customerID != 0 {
@@ -249,27 +323,40 @@ func (w *Worker) record(ctx context.Context, p *push, status string, due time.Ti
 	// The push happened: its outcome is written even when shutting down.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	_, err := w.DB.Writer().ExecContext(ctx, `UPDATE retailcrm_pushes SET status = $4, due_at = $5, outcome = $6, customer_id = $7,
+	res, err := w.DB.Writer().ExecContext(ctx, `UPDATE retailcrm_pushes SET status = $4, due_at = $5, outcome = $6, customer_id = $7,
 			customer_created = $8, order_id = $9, error = $10, updated_at = $11
 		WHERE counter_id = $1 AND kind = $2 AND lead_id = $3 AND status = 'pending' AND due_at = $12`,
 		p.counterID, p.kind, p.leadID, status, due, r.outcome, customer, r.customerCreated, order, msg, w.now(), p.lease)
 	if err != nil {
 		return fmt.Errorf("retailsync: record push %s of counter %d: %w", p.key(), p.counterID, err)
 	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		w.Log.Error("retailcrm push outcome not recorded: the claim was lost", "counter", p.counterID, "lead", p.key(), "outcome", r.outcome, "order", r.orderID)
+		return fmt.Errorf("retailsync: record push %s of counter %d (outcome %q, order %d): %w", p.key(), p.counterID, r.outcome, r.orderID, errLeaseLost)
+	}
 	return nil
 }
 
-// putBack returns a claimed row unpushed, due at due, without counting the
-// attempt.
-func (w *Worker) putBack(ctx context.Context, p *push, due time.Time) {
+// putBack returns a claimed row unpushed, due at due. The attempt is not
+// counted when no request was sent for it; once one may have been, it
+// is (so the next attempt looks the order up first).
+func (w *Worker) putBack(ctx context.Context, p *push, due time.Time, sent bool) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	_, err := w.DB.Writer().ExecContext(ctx, `UPDATE retailcrm_pushes SET due_at = $4, attempts = attempts - 1
-		WHERE counter_id = $1 AND kind = $2 AND lead_id = $3 AND status = 'pending' AND due_at = $5`,
-		p.counterID, p.kind, p.leadID, due, p.lease)
-	if err != nil {
-		w.Log.Warn("retailsync: could not put a push back; it is taken again when its lease ends", "lead", p.key(), "err", err)
+	undo := 1
+	if sent {
+		undo = 0
 	}
+	res, err := w.DB.Writer().ExecContext(ctx, `UPDATE retailcrm_pushes SET due_at = $4, attempts = attempts - $6
+		WHERE counter_id = $1 AND kind = $2 AND lead_id = $3 AND status = 'pending' AND due_at = $5`,
+		p.counterID, p.kind, p.leadID, due, p.lease, undo)
+	if err != nil {
+		return fmt.Errorf("retailsync: put push %s of counter %d back: %w", p.key(), p.counterID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("retailsync: put push %s of counter %d back: %w", p.key(), p.counterID, errLeaseLost)
+	}
+	return nil
 }
 
 // lead is what a push sends of a call or a lead.
@@ -323,7 +410,7 @@ func (w *Worker) pushLead(ctx context.Context, c *retailcrm.Client, in *Integrat
 	if p.attempts > 1 {
 		// An earlier attempt may have created or marked the order and
 		// stopped before recording it (spec §10.6).
-		o, ok, err := orderOfLead(ctx, c, p)
+		o, ok, err := orderOfLead(ctx, c, in, p)
 		if err != nil {
 			return result{}, err
 		}
@@ -420,13 +507,23 @@ func phones(l *lead) []retailcrm.Phone {
 	return []retailcrm.Phone{{Number: "+" + l.phone}}
 }
 
-// orderOfLead finds the order that carries the lead's id.
-func orderOfLead(ctx context.Context, c *retailcrm.Client, p *push) (retailcrm.Order, bool, error) {
+// orderOfLead finds the order that carries the lead's id, written by this
+// counter: the filter's matching is not confirmed (spec §14.6), so the
+// values are checked.
+func orderOfLead(ctx context.Context, c *retailcrm.Client, in *Integration, p *push) (retailcrm.Order, bool, error) {
 	list, _, err := c.Orders(ctx, retailcrm.OrdersFilter{CustomFields: map[string]string{FieldLeadID: p.key()}}, 1, 20)
-	if err != nil || len(list) == 0 {
+	if err != nil {
 		return retailcrm.Order{}, false, err
 	}
-	return list[0], true, nil
+	site := strconv.FormatInt(in.counterID, 10)
+	for _, o := range list {
+		key, _ := o.CustomFields.String(FieldLeadID)
+		owner, _ := o.CustomFields.String(FieldSiteID)
+		if key == p.key() && owner == site {
+			return o, true, nil
+		}
+	}
+	return retailcrm.Order{}, false, nil
 }
 
 func customerOf(o retailcrm.Order) int64 {
@@ -438,18 +535,35 @@ func customerOf(o retailcrm.Order) int64 {
 
 // findCustomer finds the lead's customer: by phone when the lead has one,
 // else by e-mail (seed 004); the API's search is loose, so only exact
-// matches count; of several, the newest.
+// matches count; of several, the newest. A phone not found in its
+// international form (79161234567) is looked for in the national one
+// (89161234567), which customers are often stored with (spec §12.2).
 func findCustomer(ctx context.Context, c *retailcrm.Client, l *lead) (retailcrm.Customer, bool, error) {
-	var list []retailcrm.Customer
-	var err error
-	if l.phone != "" {
-		list, err = c.CustomersByPhone(ctx, l.phone)
-	} else {
-		list, err = c.CustomersByEmail(ctx, l.email)
+	if l.phone == "" {
+		list, err := c.CustomersByEmail(ctx, l.email)
+		if err != nil {
+			return retailcrm.Customer{}, false, err
+		}
+		best, found := newestCustomer(list, l)
+		return best, found, nil
 	}
-	if err != nil {
-		return retailcrm.Customer{}, false, err
+	forms := []string{l.phone}
+	if len(l.phone) == 11 && strings.HasPrefix(l.phone, "7") {
+		forms = append(forms, "8"+l.phone[1:])
 	}
+	for _, q := range forms {
+		list, err := c.CustomersByPhone(ctx, q)
+		if err != nil {
+			return retailcrm.Customer{}, false, err
+		}
+		if best, found := newestCustomer(list, l); found {
+			return best, true, nil
+		}
+	}
+	return retailcrm.Customer{}, false, nil
+}
+
+func newestCustomer(list []retailcrm.Customer, l *lead) (retailcrm.Customer, bool) {
 	var best retailcrm.Customer
 	found := false
 	for _, cu := range list {
@@ -460,7 +574,7 @@ func findCustomer(ctx context.Context, c *retailcrm.Client, l *lead) (retailcrm.
 			best, found = cu, true
 		}
 	}
-	return best, found, nil
+	return best, found
 }
 
 func sameContact(cu retailcrm.Customer, l *lead) bool {

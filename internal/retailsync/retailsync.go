@@ -95,15 +95,17 @@ type Integration struct {
 	Sites          []string   `json:"sites"`
 	ClosedStatuses []string   `json:"closed_statuses"`
 	Timezone       string     `json:"timezone,omitempty"`
+	Note           string     `json:"note,omitempty"` // a warning from setup: the connection works, but check this
 	ConnectedAt    time.Time  `json:"connected_at"`
 	LastPullAt     *time.Time `json:"last_pull_at"`
 	NextPullAt     *time.Time `json:"next_pull_at"`
 	PullError      string     `json:"pull_error,omitempty"`
 	Pushes         Counts     `json:"pushes"`
 
-	counterID int64
-	sealedKey string
-	pullFrom  *time.Time
+	counterID     int64
+	sealedKey     string
+	pullFrom      *time.Time
+	historyCursor int64
 }
 
 // Counts are how many pushes are in each status.
@@ -117,6 +119,9 @@ type Counts struct {
 // to be set up by the Worker. Calls and leads that arrived before the first
 // connection are not pushed; reconnecting (a new key) keeps that moment, so
 // what arrived while the connection was failing is pushed once it works.
+// Connecting to another account URL starts the pull over (all its orders)
+// and forgets the deal links of the old account; the deals already pulled
+// stay.
 func Connect(ctx context.Context, db *store.DB, box *secrets.Box, guard webhooks.Guard, counterID int64, in Input, now time.Time) (*Integration, error) {
 	if in.Names == "" {
 		in.Names = "ru"
@@ -148,14 +153,33 @@ func Connect(ctx context.Context, db *store.DB, box *secrets.Box, guard webhooks
 		return nil, fmt.Errorf("retailsync: connect: %w", err)
 	}
 	now = now.UTC().Truncate(time.Microsecond)
-	_, err = db.Writer().ExecContext(ctx, `INSERT INTO retailcrm_integrations (counter_id, url, api_key, names, state, error,
-			setup_attempts, next_setup_at, site, sites, closed_statuses, timezone, connected_at, scanned_to,
-			pull_cursor, next_pull_at, last_pull_at, pull_error, lease_until, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, '', 0, $6, '', '[]', '[]', '', $6, $6, NULL, NULL, NULL, '', NULL, $6, $6)
-		ON CONFLICT (counter_id) DO UPDATE SET url = excluded.url, api_key = excluded.api_key, names = excluded.names,
-			state = excluded.state, error = '', setup_attempts = 0, next_setup_at = excluded.next_setup_at,
-			lease_until = NULL, updated_at = excluded.updated_at`,
-		counterID, base, sealed, in.Names, StateSettingUp, now)
+	err = db.Tx(ctx, func(tx *sql.Tx) error {
+		// Another account: its order ids mean other orders, so the pull
+		// starts over and the old account's deal links go.
+		var old string
+		err := tx.QueryRowContext(ctx, `SELECT url FROM retailcrm_integrations WHERE counter_id = $1`, counterID).Scan(&old)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if err == nil && old != base {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM retailcrm_deals WHERE counter_id = $1`, counterID); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE retailcrm_integrations SET pull_cursor = NULL, history_cursor = 0,
+					next_pull_at = NULL, last_pull_at = NULL, pull_error = '', push_after = NULL WHERE counter_id = $1`, counterID); err != nil {
+				return err
+			}
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO retailcrm_integrations (counter_id, url, api_key, names, state, error,
+				setup_attempts, next_setup_at, site, sites, closed_statuses, timezone, connected_at, scanned_to,
+				pull_cursor, next_pull_at, last_pull_at, pull_error, lease_until, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, '', 0, $6, '', '[]', '[]', '', $6, $6, NULL, NULL, NULL, '', NULL, $6, $6)
+			ON CONFLICT (counter_id) DO UPDATE SET url = excluded.url, api_key = excluded.api_key, names = excluded.names,
+				state = excluded.state, error = '', setup_attempts = 0, next_setup_at = excluded.next_setup_at,
+				lease_until = NULL, updated_at = excluded.updated_at`,
+			counterID, base, sealed, in.Names, StateSettingUp, now)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("retailsync: connect: %w", err)
 	}
@@ -192,14 +216,14 @@ func Get(ctx context.Context, db *store.DB, counterID int64) (*Integration, erro
 }
 
 const integrationColumns = `counter_id, url, api_key, names, state, error, setup_attempts, site, sites, closed_statuses,
-	timezone, connected_at, pull_cursor, next_pull_at, last_pull_at, pull_error`
+	timezone, connected_at, pull_cursor, next_pull_at, last_pull_at, pull_error, history_cursor, note`
 
 func scanIntegration(row interface{ Scan(...any) error }) (*Integration, error) {
 	in := &Integration{}
 	var sites, closed string
 	var pullFrom, nextPull, lastPull sql.Null[time.Time]
 	err := row.Scan(&in.counterID, &in.URL, &in.sealedKey, &in.Names, &in.State, &in.Error, &in.SetupAttempts, &in.Site,
-		&sites, &closed, &in.Timezone, &in.ConnectedAt, &pullFrom, &nextPull, &lastPull, &in.PullError)
+		&sites, &closed, &in.Timezone, &in.ConnectedAt, &pullFrom, &nextPull, &lastPull, &in.PullError, &in.historyCursor, &in.Note)
 	if err != nil {
 		return nil, err
 	}

@@ -2,12 +2,14 @@ package retailsync
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/throughline/throughline/internal/crm"
@@ -76,31 +78,54 @@ func (w *Worker) init() {
 
 func (w *Worker) now() time.Time { return w.Now().UTC().Truncate(time.Microsecond) }
 
-// Run works until ctx ends, every poll (DefaultPoll when 0).
+// Run works until ctx ends, every poll (DefaultPoll when 0). Pushes
+// (with setups and the outbox) and pulls run in loops of their own, so that
+// a long pull never holds back the pushes' minute.
 func (w *Worker) Run(ctx context.Context, poll time.Duration) {
 	if poll <= 0 {
 		poll = DefaultPoll
 	}
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	w.init()
+	var wg sync.WaitGroup
+	loop := func(name string, once func(context.Context) error) {
+		defer wg.Done()
+		t := time.NewTimer(0)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if err := once(ctx); err != nil && ctx.Err() == nil {
+				w.Log.Error("retailcrm sync failed; will retry", "loop", name, "err", err)
+			}
+			t.Reset(poll)
 		}
-		if err := w.RunOnce(ctx); err != nil && ctx.Err() == nil {
-			w.Log.Error("retailcrm sync failed; will retry", "err", err)
-		}
-		t.Reset(poll)
 	}
+	wg.Add(2)
+	go loop("push", w.RunPushes)
+	go loop("pull", w.RunPulls)
+	wg.Wait()
 }
 
 // RunOnce does what is due: setups, then taking new calls and leads into
 // the outbox, pushes, and pulls.
 func (w *Worker) RunOnce(ctx context.Context) error {
+	return errors.Join(w.RunPushes(ctx), w.RunPulls(ctx))
+}
+
+// RunPushes does the setups that are due, takes new calls and leads into
+// the outbox and pushes what is due.
+func (w *Worker) RunPushes(ctx context.Context) error {
 	w.init()
-	return errors.Join(w.setups(ctx), w.enqueue(ctx), w.pushes(ctx), w.pulls(ctx))
+	return errors.Join(w.setups(ctx), w.enqueue(ctx), w.pushes(ctx))
+}
+
+// RunPulls pulls the deals of the connections that are due.
+func (w *Worker) RunPulls(ctx context.Context) error {
+	w.init()
+	return w.pulls(ctx)
 }
 
 // client returns a RetailCRM client for the connection.
@@ -170,9 +195,14 @@ func (w *Worker) setups(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// requiredScopes are what the integration does with the key (spec §8.4).
-var requiredScopes = []string{"order_read", "order_write", "customer_read", "customer_write",
-	"reference_read", "custom_fields_read", "custom_fields_write", "user_read"}
+// requiredScopes are the scopes the integration cannot work without, by
+// the names the spec confirms (§8.4); inferredScopes are the others it
+// uses, whose names are inferred: their absence is a warning, and a real
+// 403 names what is missing.
+var (
+	requiredScopes = []string{"order_read", "customer_read", "reference_read"}
+	inferredScopes = []string{"order_write", "customer_write", "custom_fields_read", "custom_fields_write", "user_read"}
+)
 
 // reference is what setup learns of the account.
 type reference struct {
@@ -182,6 +212,7 @@ type reference struct {
 	closed   []string
 	statuses map[string]retailcrm.Status
 	groups   map[string]retailcrm.StatusGroup
+	note     string
 }
 
 // setup checks the connection and prepares the account, then records the
@@ -195,13 +226,20 @@ func (w *Worker) setup(ctx context.Context, in *Integration, until time.Time) er
 	if err == nil {
 		sites, _ := json.Marshal(ref.sites)
 		closed, _ := json.Marshal(ref.closed)
-		_, err = w.DB.Writer().ExecContext(ctx, `UPDATE retailcrm_integrations SET state = 'active', error = '',
+		var res sql.Result
+		res, err = w.DB.Writer().ExecContext(ctx, `UPDATE retailcrm_integrations SET state = 'active', error = '', note = $8,
 				next_setup_at = NULL, site = $3, sites = $4, closed_statuses = $5, timezone = $6, next_pull_at = $7,
 				lease_until = NULL, updated_at = $7
 			WHERE counter_id = $1 AND lease_until = $2`,
-			in.counterID, until, ref.site, string(sites), string(closed), ref.timezone, now)
+			in.counterID, until, ref.site, string(sites), string(closed), ref.timezone, now, ref.note)
 		if err != nil {
 			return fmt.Errorf("retailsync: counter %d: record setup: %w", in.counterID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return fmt.Errorf("retailsync: counter %d: record setup: %w", in.counterID, errLeaseLost)
+		}
+		if ref.note != "" {
+			w.Log.Warn("retailcrm connection active with a warning", "counter", in.counterID, "url", in.URL, "note", ref.note)
 		}
 		w.Log.Info("retailcrm connection active", "counter", in.counterID, "url", in.URL, "site", ref.site)
 		return nil
@@ -215,11 +253,14 @@ func (w *Worker) setup(ctx context.Context, in *Integration, until time.Time) er
 		msg = "will retry: " + msg
 	}
 	w.Log.Warn("retailcrm setup failed", "counter", in.counterID, "url", in.URL, "state", state, "err", msg)
-	_, dberr := w.DB.Writer().ExecContext(context.WithoutCancel(ctx), `UPDATE retailcrm_integrations SET state = $3, error = $4,
+	res, dberr := w.DB.Writer().ExecContext(context.WithoutCancel(ctx), `UPDATE retailcrm_integrations SET state = $3, error = $4,
 			setup_attempts = setup_attempts + 1, next_setup_at = $5, lease_until = NULL, updated_at = $6
 		WHERE counter_id = $1 AND lease_until = $2`, in.counterID, until, state, msg, next, now)
 	if dberr != nil {
 		return fmt.Errorf("retailsync: counter %d: record setup: %w", in.counterID, dberr)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("retailsync: counter %d: record failed setup: %w", in.counterID, errLeaseLost)
 	}
 	return nil
 }
@@ -235,7 +276,7 @@ func (w *Worker) prepare(ctx context.Context, in *Integration) (*reference, erro
 	if err != nil {
 		return nil, err
 	}
-	var missing []string
+	var missing, unsure []string
 	for _, s := range requiredScopes {
 		if !creds.HasScope(s) {
 			missing = append(missing, s)
@@ -244,11 +285,18 @@ func (w *Worker) prepare(ctx context.Context, in *Integration) (*reference, erro
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("the API key lacks the access the integration needs: %s; allow it in the key's settings in RetailCRM", strings.Join(missing, ", "))
 	}
-	settings, err := c.Settings(ctx)
+	for _, s := range inferredScopes {
+		if !creds.HasScope(s) {
+			unsure = append(unsure, s)
+		}
+	}
+	ref, err := loadReference(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	ref := &reference{timezone: settings.Timezone}
+	if len(unsure) > 0 {
+		ref.note = fmt.Sprintf("the API key's scopes do not list %s (names not confirmed by RetailCRM's docs); if pushes or pulls fail with \"access denied\", allow them in the key's settings", strings.Join(unsure, ", "))
+	}
 	sites, err := c.Sites(ctx)
 	if err != nil {
 		return nil, err
@@ -262,6 +310,24 @@ func (w *Worker) prepare(ctx context.Context, in *Integration) (*reference, erro
 		ref.sites = append(ref.sites, code)
 	}
 	sort.Strings(ref.sites)
+	return ref, ensureFields(ctx, c)
+}
+
+// loadReference reads the account's time zone, statuses and status groups
+// (spec §8.2, §8.5). A time zone that is missing or unknown fails: every
+// date the account sends would be misread.
+func loadReference(ctx context.Context, c *retailcrm.Client) (*reference, error) {
+	settings, err := c.Settings(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if settings.Timezone == "" {
+		return nil, errors.New("the RetailCRM account has no time zone in its settings: set it in RetailCRM, Settings → System settings")
+	}
+	if _, err := time.LoadLocation(settings.Timezone); err != nil {
+		return nil, fmt.Errorf("the RetailCRM account's time zone %q is not one Throughline knows: set it in RetailCRM, Settings → System settings", settings.Timezone)
+	}
+	ref := &reference{timezone: settings.Timezone}
 	if ref.statuses, err = c.Statuses(ctx); err != nil {
 		return nil, err
 	}
@@ -272,11 +338,39 @@ func (w *Worker) prepare(ctx context.Context, in *Integration) (*reference, erro
 		ref.closed = append(ref.closed, code)
 	}
 	sort.Strings(ref.closed)
-	return ref, ensureFields(ctx, c)
+	return ref, nil
+}
+
+// reloadReference reads the account's time zone, statuses and groups again
+// at the start of a pull (spec §8.2: every sync cycle; §8.5 asks for the
+// settings daily, and one request per pull is cheaper than keeping a
+// date): the closed statuses and the zone are stored, and status codes new
+// to the counter get the pre-filled mapping (a user's mapping stays).
+func (w *Worker) reloadReference(ctx context.Context, in *Integration) error {
+	c, err := w.client(&Integration{counterID: in.counterID, URL: in.URL, sealedKey: in.sealedKey})
+	if err != nil {
+		return err
+	}
+	ref, err := loadReference(ctx, c)
+	if err != nil {
+		return err
+	}
+	if err := w.mapStatuses(ctx, in.counterID, ref); err != nil {
+		return err
+	}
+	closed, _ := json.Marshal(ref.closed)
+	if _, err := w.DB.Writer().ExecContext(ctx, `UPDATE retailcrm_integrations SET closed_statuses = $2, timezone = $3
+		WHERE counter_id = $1`, in.counterID, string(closed), ref.timezone); err != nil {
+		return fmt.Errorf("retailsync: counter %d: store reference data: %w", in.counterID, err)
+	}
+	in.ClosedStatuses, in.Timezone = ref.closed, ref.timezone
+	return nil
 }
 
 // ensureFields creates the order custom fields that are missing. A field
-// that exists with a text type is reused; with another type, setup fails.
+// that exists with a text type is reused if it can be filtered by (pushes
+// find their orders by it, §10.5); with another type, or not in filters,
+// setup fails naming it.
 func ensureFields(ctx context.Context, c *retailcrm.Client) error {
 	have, err := c.CustomFields(ctx, "order")
 	if err != nil {
@@ -290,6 +384,9 @@ func ensureFields(ctx context.Context, c *retailcrm.Client) error {
 		if old, ok := byCode[f.Code]; ok {
 			if old.Type != "string" && old.Type != "text" {
 				return fmt.Errorf("the order field %q exists in RetailCRM with type %q; the integration needs it to be a string: change or remove it", f.Code, old.Type)
+			}
+			if !old.InFilter {
+				return fmt.Errorf("the order field %q exists in RetailCRM but is not available in filters; the integration finds orders by it: tick \"Display in filters\" in the field's settings", f.Code)
 			}
 			continue
 		}

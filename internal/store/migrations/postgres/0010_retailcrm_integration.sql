@@ -18,7 +18,7 @@ CREATE TABLE retailcrm_integrations (
     timezone        text      NOT NULL, -- the account's, from /settings
     connected_at    timestamptz NOT NULL, -- calls and leads that arrive from then on are pushed
     scanned_to      timestamptz NOT NULL, -- arrivals before it are in the outbox
-    pull_cursor     timestamptz,          -- the latest statusUpdatedAt pulled; NULL: nothing pulled yet
+    pull_cursor     timestamptz,          -- when the last pull started; NULL: nothing pulled yet
     next_pull_at    timestamptz,
     last_pull_at    timestamptz,
     pull_error      text      NOT NULL,
