@@ -291,17 +291,17 @@ func TestPushCallCustomerByPhoneNoOrder(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		f := newFixture(t, db)
 		f.active()
-		older := f.crm.AddCustomer(fakecrm.O{"firstName": "Old", "phones": []fakecrm.O{{"number": "8 (916) 123-45-67"}},
+		// The search finds both (same number, written differently); the newest wins.
+		older := f.crm.AddCustomer(fakecrm.O{"firstName": "Old", "phones": []fakecrm.O{{"number": "+7 (916) 123-45-67"}},
 			"createdAt": f.clock.Now().Add(-48 * time.Hour)})
 		newest := f.crm.AddCustomer(fakecrm.O{"firstName": "Иван", "phones": []fakecrm.O{{"number": "+7 916 123-45-67"}},
 			"createdAt": f.clock.Now().Add(-24 * time.Hour)})
 		// A loose search also finds this one; it is not the same number.
 		f.crm.AddCustomer(fakecrm.O{"firstName": "Other", "phones": []fakecrm.O{{"number": "+7 916 123-45-670"}}})
-		_ = older
 		id := f.call("89161234567", f.clock.Now())
 		ps := f.pushAll()
 		if len(ps) != 1 || ps[0].Status != "done" || ps[0].Outcome != retailsync.OutcomeCreated || ps[0].CustomerCreated ||
-			ps[0].CustomerID == nil || *ps[0].CustomerID != newest || ps[0].LeadID != id {
+			ps[0].CustomerID == nil || *ps[0].CustomerID != newest || *ps[0].CustomerID == older || ps[0].LeadID != id {
 			t.Fatalf("push %+v, want an order for customer %d", ps, newest)
 		}
 		if len(f.crm.CreatedCustomers()) != 0 {
