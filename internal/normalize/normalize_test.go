@@ -2,6 +2,7 @@ package normalize
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -83,11 +84,44 @@ func TestHash(t *testing.T) {
 	}
 }
 
+// quickRU must give what libphonenumber gives, for every region.
+func TestQuickRU(t *testing.T) {
+	for _, in := range []string{"79995551111", "+79995551111", "+7 (999) 555-11-11", "8 (999) 555-11-11", "89995551111",
+		"8-999-555-11-11", "7 999 555 11 11", "+7 (495) 123-45-67", "8 495 123 45 67", "+7 343 123-45-67",
+		"87011234567", "+77011234567", "88001234567", "+7 (800) 123-45-67", "8 (999) 555-11-11)", "+7 999 555 11 11 ",
+		"+7 (599) 555-11-11", "8 (699) 555-11-11", "+8 999 555 11 11", "+ 7 999 555 11 11", "(8) 999 555 11 11",
+		"+7 999 555 11 111", "8 999 555 11 1", "7-9995551111"} {
+		for _, region := range []string{"RU", "UA", "KZ", "US"} {
+			got, ok := quickRU(strings.TrimSpace(in), region)
+			if !ok {
+				continue
+			}
+			if want, err := parsePhone(strings.TrimSpace(in), region); err != nil || got != want {
+				t.Errorf("quickRU(%q, %s) = %q; libphonenumber: %q, %v", in, region, got, want, err)
+			}
+		}
+	}
+	for _, in := range []string{"+7 (999) 555-11-11", "8 (999) 555-11-11", "89995551111", "+79995551111"} {
+		if _, ok := quickRU(in, "RU"); !ok {
+			t.Errorf("quickRU(%q) does not read it", in)
+		}
+	}
+}
+
 func FuzzPhone(f *testing.F) {
-	for _, s := range []string{"79995551111", "+7 (999) 555-11-11", "8 999", "+", "380441234567", "\x00"} {
+	for _, s := range []string{"79995551111", "+7 (999) 555-11-11", "8 999", "+", "380441234567", "\x00",
+		"8 (999) 555-11-11", "+7 (495) 123-45-67)", "8-800-123-45-67"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
+		// The quick path agrees with libphonenumber.
+		for _, region := range []string{"RU", "UA"} {
+			if got, ok := quickRU(strings.TrimSpace(s), region); ok {
+				if want, err := parsePhone(strings.TrimSpace(s), region); err != nil || got != want {
+					t.Fatalf("quickRU(%q, %s) = %q; libphonenumber: %q, %v", s, region, got, want, err)
+				}
+			}
+		}
 		p, err := Phone(s, "")
 		if err != nil {
 			return
@@ -117,7 +151,7 @@ func FuzzPhone(f *testing.F) {
 }
 
 func BenchmarkPhone(b *testing.B) {
-	for _, in := range []string{"79995551111", "+7 (999) 555-11-11"} {
+	for _, in := range []string{"79995551111", "+7 (999) 555-11-11", "+380 44 123 4567"} {
 		b.Run(in, func(b *testing.B) {
 			for b.Loop() {
 				if _, err := Phone(in, ""); err != nil {
