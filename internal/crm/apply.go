@@ -684,12 +684,13 @@ func (a *applier) overContactLimit(moved []pendingOrder) (map[string]bool, error
 		limit = DefaultMaxOrdersPerContact
 	}
 	var contacts []string
+	counts := map[string]int{} // also the set of contacts listed (a batch has thousands)
 	for _, p := range moved {
-		if !slices.Contains(contacts, p.o.ContactID) {
+		if _, ok := counts[p.o.ContactID]; !ok {
+			counts[p.o.ContactID] = 0
 			contacts = append(contacts, p.o.ContactID)
 		}
 	}
-	counts := map[string]int{}
 	rows, err := a.countByContact(contacts)
 	if err != nil {
 		return nil, err
