@@ -332,12 +332,14 @@ func (rm *retailMapping) order(n int, o *retailcrm.Order, groups map[string]stri
 	if len(out.ID) > 255 {
 		return nil, nil, rowError(n, o, "order_id", "the order id is longer than 255 characters")
 	}
-	date := rm.text(o, "order_date")
 	if rm.src["order_date"][0].a == "createdAt" && !o.CreatedAt.IsZero() {
 		out.CreatedAt = o.CreatedAt.UTC() // already placed in the account's zone by the client
-	} else if t, err := retailcrm.ParseDateTime(date, loc); err != nil || t.IsZero() {
-		return nil, nil, rowError(n, o, "order_date", "%q is not a date (YYYY-MM-DD HH:MM:SS)", date)
 	} else {
+		date := rm.text(o, "order_date")
+		t, err := retailcrm.ParseDateTime(date, loc)
+		if err != nil || t.IsZero() {
+			return nil, nil, rowError(n, o, "order_date", "%q is not a date (YYYY-MM-DD HH:MM:SS)", date)
+		}
 		out.CreatedAt = t.UTC()
 	}
 	out.Status = o.Status

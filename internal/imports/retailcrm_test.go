@@ -400,3 +400,34 @@ func TestRetailTypedFieldsAgreeWithRaw(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRetailMapping is a retailcrm run's own work on each page while
+// the next is awaited (bench/retailimport's "reading"): the default mapping
+// of 100 generated orders, decoded once outside the loop, to an order and a
+// contact each.
+func BenchmarkRetailMapping(b *testing.B) {
+	s := fakecrm.New()
+	defer s.Close()
+	s.GenerateOrders(100, fakecrm.Generate{})
+	c, err := retailcrm.New(s.URL, s.Key(), retailcrm.Options{AllowHTTP: true, RequestsPerSecond: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	orders, _, err := c.Orders(context.Background(), retailcrm.OrdersFilter{}, 1, 100)
+	if err != nil || len(orders) != 100 {
+		b.Fatal(len(orders), err)
+	}
+	rm, err := compileMapping(DefaultRetailMapping(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	groups := map[string]string{"complete": "complete"}
+	for b.Loop() {
+		for i := range orders {
+			if o, ct, err := rm.order(i+1, &orders[i], groups, time.UTC); err != nil || o.CallerPhone == "" || ct == nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/100, "µs/order")
+}
