@@ -222,3 +222,20 @@ func FuzzTopLevel(f *testing.F) {
 		}
 	})
 }
+
+// plainString, the decoder's shortcut for strings, agrees with encoding/json.
+func FuzzPlainString(f *testing.F) {
+	for _, s := range []string{`"abc"`, `""`, `"a\"b"`, `"\u00e9"`, `"é"`, "\"\xff\"", "\"a\tb\"", `"`, `x`, `"a"b"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := plainString([]byte(s))
+		if !ok {
+			return
+		}
+		var want string
+		if err := json.Unmarshal([]byte(s), &want); err != nil || got != want {
+			t.Fatalf("plainString(%q) = %q; encoding/json: %q, %v", s, got, want, err)
+		}
+	})
+}

@@ -38,6 +38,9 @@ func (m *FlexMap) UnmarshalJSON(data []byte) error {
 	case isNull(data):
 		*m = nil
 		return nil
+	case string(data) == "[]" || string(data) == "{}": // most orders have none
+		*m = FlexMap{}
+		return nil
 	case data[0] == '[':
 		var list []json.RawMessage
 		if err := json.Unmarshal(data, &list); err != nil {
@@ -67,13 +70,40 @@ func (m FlexMap) String(code string) (string, bool) {
 	if !ok {
 		return "", false
 	}
+	return valueText(raw)
+}
+
+// valueText is a raw JSON value as Field reports it (see text).
+func valueText(raw []byte) (string, bool) {
+	if s, ok := plainString(raw); ok {
+		return s, s != "" // most values: no need for the decoder
+	}
 	var v any
 	d := json.NewDecoder(bytes.NewReader(raw))
-	d.UseNumber()
+	d.UseNumber() // keep numbers as sent: "1395.16", not 1395.1599999
 	if d.Decode(&v) != nil {
 		return "", false
 	}
 	return text(v)
+}
+
+// plainString returns the text of a JSON string that has no escapes and is
+// valid UTF-8 — what encoding/json would decode it to — and ok; ok is false
+// for anything else, which is left to encoding/json.
+func plainString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	body := raw[1 : len(raw)-1]
+	for _, c := range body {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	if !utf8.Valid(body) {
+		return "", false
+	}
+	return string(body), true
 }
 
 // ---------------------------------------------------------------- FlexErrors
@@ -149,6 +179,14 @@ type FlexPayments []Payment
 
 func (p *FlexPayments) UnmarshalJSON(data []byte) error {
 	data = bytes.TrimSpace(data)
+	switch string(data) {
+	case "null", "{}": // as an empty object decodes below
+		*p = nil
+		return nil
+	case "[]":
+		*p = FlexPayments{}
+		return nil
+	}
 	if isNull(data) {
 		*p = nil
 		return nil
@@ -213,27 +251,39 @@ func (m *Money) UnmarshalJSON(data []byte) error {
 		*m = 0
 		return nil
 	}
-	s := string(data)
-	decimalComma := false
-	if data[0] == '"' {
+	if data[0] != '"' {
+		v, err := parseMoney(data, false) // a number: no copy of it to a string
+		if err != nil {
+			return fmt.Errorf("amount %q: %w", data, err)
+		}
+		*m = v
+		return nil
+	}
+	s, ok := plainString(data)
+	if !ok {
 		if err := json.Unmarshal(data, &s); err != nil {
 			return fmt.Errorf("amount: %w", err)
 		}
-		// Text amounts may be written for people: "1 000,25".
-		s = strings.NewReplacer(" ", "", "\u00a0", "", "\u202f", "").Replace(strings.TrimSpace(s))
-		if s == "" {
-			*m = 0
-			return nil
-		}
-		decimalComma = true
 	}
-	v, err := ParseMoney(s, decimalComma)
+	// Text amounts may be written for people: "1 000,25".
+	s = strings.TrimSpace(s)
+	if strings.ContainsAny(s, " \u00a0\u202f") {
+		s = amountSpaces.Replace(s)
+	}
+	if s == "" {
+		*m = 0
+		return nil
+	}
+	v, err := ParseMoney(s, true)
 	if err != nil {
 		return fmt.Errorf("amount %q: %w", s, err)
 	}
 	*m = v
 	return nil
 }
+
+// amountSpaces removes the spaces that group digits in a text amount.
+var amountSpaces = strings.NewReplacer(" ", "", "\u00a0", "", "\u202f", "")
 
 func (m Money) MarshalJSON() ([]byte, error) { return []byte(m.String()), nil }
 
@@ -258,13 +308,16 @@ func (m Money) String() string {
 // ParseMoney converts a decimal number (optionally signed, with a fraction
 // and an exponent: "1395.16", "-1e3") to minor units. With decimalComma a
 // "," is accepted as the decimal point.
-func ParseMoney(s string, decimalComma bool) (Money, error) {
+func ParseMoney(s string, decimalComma bool) (Money, error) { return parseMoney(s, decimalComma) }
+
+func parseMoney[T string | []byte](s T, decimalComma bool) (Money, error) {
 	i, neg := 0, false
 	if i < len(s) && (s[i] == '-' || s[i] == '+') {
 		neg = s[i] == '-'
 		i++
 	}
-	var digits []byte // significant digits, leading zeros dropped
+	var buf [24]byte
+	digits := buf[:0] // significant digits, leading zeros dropped
 	frac, seenDigit, seenPoint := 0, false, false
 	for ; i < len(s); i++ {
 		c := s[i]
@@ -397,9 +450,11 @@ func (d *DateTime) UnmarshalJSON(data []byte) error {
 		d.Time = time.Time{}
 		return nil
 	}
-	var s string
-	if err := json.Unmarshal(data, &s); err != nil {
-		return fmt.Errorf("date: want a string, got %.30s", data)
+	s, ok := plainString(data)
+	if !ok {
+		if err := json.Unmarshal(data, &s); err != nil {
+			return fmt.Errorf("date: want a string, got %.30s", data)
+		}
 	}
 	// "0000-00-00 00:00:00" is how PHP and MySQL write "no date".
 	if s = strings.TrimSpace(s); s == "" || strings.HasPrefix(s, "0000-00-00") {
@@ -463,14 +518,14 @@ func (r *rawDoc) field(path string) (string, bool) {
 	if !ok {
 		return "", false
 	}
+	if !nested {
+		return valueText(raw)
+	}
 	var v any
 	d := json.NewDecoder(bytes.NewReader(raw))
 	d.UseNumber() // keep numbers as sent: "1395.16", not 1395.1599999
 	if d.Decode(&v) != nil {
 		return "", false
-	}
-	if !nested {
-		return text(v)
 	}
 	return lookup(v, rest)
 }
