@@ -13,6 +13,9 @@
 // CPU time (the fake's excluded).
 //
 //	go run ./bench/retailimport -orders 100000
+//
+// -cpuprofile file writes a CPU profile of the run (this process: the page
+// reader's decoding, the mapping, the spool and the apply).
 package main
 
 import (
@@ -26,6 +29,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -42,6 +46,7 @@ import (
 func main() {
 	orders := flag.Int("orders", 100_000, "orders in the fake account")
 	serve := flag.Bool("serve-fake", false, "internal: run the fake RetailCRM with -orders orders until stdin closes")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run (this process only) to `file`")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("bench: ")
@@ -49,7 +54,7 @@ func main() {
 		serveFake(*orders)
 		return
 	}
-	if err := run(*orders); err != nil {
+	if err := run(*orders, *cpuProfile); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -84,7 +89,7 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func run(n int) error {
+func run(n int, cpuProfile string) error {
 	ctx := context.Background()
 	child := exec.Command(os.Args[0], "-serve-fake", fmt.Sprint("-orders=", n))
 	stdin, err := child.StdinPipe()
@@ -143,9 +148,22 @@ func run(n int) error {
 	setup := ct.requests.Load()
 	ct.requests.Store(0)
 
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	cpu0, t0 := cpuTime(), time.Now()
 	res, err := tasks.Run(ctx, nil, task, work)
 	wall, cpu := time.Since(t0), cpuTime()-cpu0
+	if cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
