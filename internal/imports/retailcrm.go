@@ -179,7 +179,8 @@ func (ts *Tasks) applyRetail(ctx context.Context, t *Task, in TaskInput, creatin
 			return &InvalidError{"url", err.Error()}
 		}
 		if u != t.url {
-			t.url, t.cursor, changed = u, "", true // another account: start over
+			t.url, changed = u, true // another account: start over
+			t.resetCursor()
 		}
 		t.URL = t.url
 	}
@@ -205,7 +206,8 @@ func (ts *Tasks) applyRetail(ctx context.Context, t *Task, in TaskInput, creatin
 		for p, v := range *in.ColumnMapping {
 			t.ColumnMapping[p] = v
 		}
-		t.cursor, changed = "", true // orders read before must be read again with the new mapping
+		t.resetCursor() // orders read before must be read again with the new mapping
+		changed = true
 	}
 	if in.StartDate != nil || (in.Active != nil && *in.Active && !t.Active) {
 		changed = true
@@ -240,7 +242,7 @@ func (ts *Tasks) applyRetail(ctx context.Context, t *Task, in TaskInput, creatin
 			return &InvalidError{"start_date", err.Error()}
 		}
 		if t.StartDate == nil || !d.Equal(*t.StartDate) {
-			t.cursor = ""
+			t.resetCursor()
 		}
 		t.StartDate = &d
 	}
@@ -328,12 +330,17 @@ func (ts *Tasks) runRetail(ctx context.Context, f *Fetcher, t *Task, tempDir str
 		return res, err
 	}
 	b, _ := json.Marshal(next)
-	// Only for the account the run read: the task may have been pointed
-	// at another one meanwhile (which reset its cursor).
-	if _, err := ts.DB.Writer().ExecContext(context.WithoutCancel(ctx), `UPDATE import_tasks SET sync_cursor = $4
-		WHERE counter_id = $1 AND id = $2 AND url = $3`, t.CounterID, t.ID, t.url, string(b)); err != nil {
+	// Only if nobody reset the cursor while the run went (another account,
+	// start date or mapping): the reset's run must start over.
+	saved, err := ts.DB.Writer().ExecContext(context.WithoutCancel(ctx), `UPDATE import_tasks SET sync_cursor = $4
+		WHERE counter_id = $1 AND id = $2 AND cursor_gen = $3`, t.CounterID, t.ID, t.gen, string(b))
+	if err != nil {
 		// The orders are stored; the next run reads them again, unchanged.
 		return res, fmt.Errorf("imports: task %d: save cursor: %w", t.ID, err)
+	}
+	if n, _ := saved.RowsAffected(); n != 1 {
+		ts.log().Info("import task: the cursor was reset during the run; the next run starts over", "counter", t.CounterID, "task", t.ID)
+		return res, nil
 	}
 	t.cursor = string(b)
 	return res, nil

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -46,7 +48,13 @@ type Task struct {
 	url    string // with credentials, for fetching
 	apiKey string // sealed
 	cursor string // retailcrm: where the next run starts (JSON), "" before the first
+	gen    int64  // the cursor's generation: bumped by each reset
+	reset  bool   // apply reset the cursor: Update stores '' and bumps gen
 }
+
+// resetCursor makes the next run start over (another account, start date
+// or mapping); a run in progress will not save its cursor over it.
+func (t *Task) resetCursor() { t.cursor, t.reset = "", true }
 
 // TaskInput creates or changes a task; nil fields are left as they are
 // (on create: defaults).
@@ -90,9 +98,18 @@ type Tasks struct {
 	RetailOptions retailcrm.Options
 	// RetailRunDone, if set, hears how each retailcrm run spent its time.
 	RetailRunDone func(RetailRun)
+	// Log hears what a run notices but does not fail for; nil: slog.Default().
+	Log *slog.Logger
 
 	clientOnce sync.Once
 	client     *http.Client
+}
+
+func (ts *Tasks) log() *slog.Logger {
+	if ts.Log != nil {
+		return ts.Log
+	}
+	return slog.Default()
 }
 
 // guardedClient is the HTTP client for RetailCRM accounts: the feed
@@ -258,31 +275,53 @@ func (ts *Tasks) present(t *Task) {
 
 // Update changes a task. Saving an active task whose feed, mapping or
 // activity changed makes it due at once.
+//
+// Only what the user changed is written: the cursor only when it is reset
+// (a run in progress then keeps its own, see runRetail), the due time only
+// when it moves (the scheduler may have claimed the one read here while the
+// connection test ran).
 func (ts *Tasks) Update(ctx context.Context, counterID, id int64, in TaskInput) (*Task, error) {
 	t, err := ts.get(ctx, ts.DB.Writer(), counterID, id)
 	if err != nil {
 		return nil, err
 	}
-	wasActive, oldURL, oldMapping, oldCursor := t.Active, t.url, fmt.Sprint(t.ColumnMapping), t.cursor
+	wasActive, oldURL, oldMapping := t.Active, t.url, maps.Clone(t.ColumnMapping)
 	if err := ts.apply(ctx, t, in, false); err != nil {
 		return nil, err
 	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
+	moveDue := true
 	switch {
 	case !t.Active:
 		t.NextRunAt = nil
-	case !wasActive || t.url != oldURL || fmt.Sprint(t.ColumnMapping) != oldMapping || t.cursor != oldCursor:
+	case !wasActive || t.url != oldURL || !maps.Equal(t.ColumnMapping, oldMapping) || t.reset:
 		t.NextRunAt = &now
+	default:
+		moveDue = false
 	}
 	mapping, _ := json.Marshal(t.ColumnMapping)
-	_, err = ts.DB.Writer().ExecContext(ctx, `UPDATE import_tasks SET name = $3, active = $4, type = $5, url = $6,
-		frequency_hours = $7, column_mapping = $8, skip_bad_rows = $9, next_run_at = $10, updated_at = $11,
-		api_key = $12, start_date = $13, sync_cursor = $14
-		WHERE counter_id = $1 AND id = $2`,
-		counterID, id, t.Name, t.Active, t.Type, t.url, t.FrequencyHours, string(mapping), t.SkipBadRows, nullTime(t.NextRunAt), now,
-		t.apiKey, nullTime(t.StartDate), t.cursor)
-	if err != nil {
+	reset := 0
+	if t.reset {
+		reset = 1
+	}
+	row := ts.DB.Writer().QueryRowContext(ctx, `UPDATE import_tasks SET name = $3, active = $4, type = $5, url = $6,
+		frequency_hours = $7, column_mapping = $8, skip_bad_rows = $9,
+		next_run_at = CASE WHEN $10 THEN $11 ELSE next_run_at END, updated_at = $12,
+		api_key = $13, start_date = $14,
+		sync_cursor = CASE WHEN $15 = 1 THEN '' ELSE sync_cursor END, cursor_gen = cursor_gen + $15
+		WHERE counter_id = $1 AND id = $2 RETURNING next_run_at`,
+		counterID, id, t.Name, t.Active, t.Type, t.url, t.FrequencyHours, string(mapping), t.SkipBadRows, moveDue, nullTime(t.NextRunAt), now,
+		t.apiKey, nullTime(t.StartDate), reset)
+	var next sql.NullTime
+	if err := row.Scan(&next); errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound // deleted meanwhile
+	} else if err != nil {
 		return nil, fmt.Errorf("imports: update task %d: %w", id, err)
+	}
+	t.NextRunAt = nil
+	if next.Valid {
+		n := next.Time.UTC()
+		t.NextRunAt = &n
 	}
 	t.UpdatedAt = now
 	ts.present(t)
@@ -312,14 +351,14 @@ func (ts *Tasks) Get(ctx context.Context, counterID, id int64) (*Task, error) {
 }
 
 const taskColumns = `id, counter_id, name, active, type, url, frequency_hours, column_mapping, skip_bad_rows, next_run_at, created_at, updated_at,
-	api_key, start_date, sync_cursor`
+	api_key, start_date, sync_cursor, cursor_gen`
 
 func scanTask(row interface{ Scan(...any) error }) (*Task, error) {
 	t := &Task{}
 	var mapping string
 	var next, start sql.NullTime
 	if err := row.Scan(&t.ID, &t.CounterID, &t.Name, &t.Active, &t.Type, &t.url, &t.FrequencyHours, &mapping,
-		&t.SkipBadRows, &next, &t.CreatedAt, &t.UpdatedAt, &t.apiKey, &start, &t.cursor); err != nil {
+		&t.SkipBadRows, &next, &t.CreatedAt, &t.UpdatedAt, &t.apiKey, &start, &t.cursor, &t.gen); err != nil {
 		return nil, err
 	}
 	if next.Valid {

@@ -1,0 +1,97 @@
+package imports
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/throughline/throughline/internal/retailcrm/fakecrm"
+	"github.com/throughline/throughline/internal/store"
+	"github.com/throughline/throughline/internal/store/storetest"
+)
+
+// stored reads a task as the database has it (cursor and generation too).
+func (f *retailFixture) stored(t *testing.T, id int64) *Task {
+	t.Helper()
+	tk, err := f.tasks.get(f.ctx, f.db.Reader(), f.c.ID, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk
+}
+
+// once runs fn on the first request to path the fake answers, outside its
+// lock: the account (or our database) changes between two requests.
+func (f *retailFixture) once(path string, fn func()) {
+	var done atomic.Bool
+	f.crm.OnRequest(func(r fakecrm.Request) {
+		if r.Path == path && done.CompareAndSwap(false, true) {
+			fn()
+		}
+	})
+}
+
+// A start date changed while a run reads the orders resets the cursor; the
+// run, when it ends, must not save its own over the reset, or the orders
+// between the two start dates would never be read.
+func TestRetailResetDuringRunKept(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newRetailFixture(t, db)
+		f.crm.GenerateOrders(150, fakecrm.Generate{Start: time.Now().AddDate(0, 0, -5)})
+		task, err := f.create(TaskInput{StartDate: strp(time.Now().AddDate(0, 0, -10).Format("2006-01-02"))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var updateErr error
+		f.once("/api/v5/orders", func() {
+			_, updateErr = f.tasks.Update(f.ctx, f.c.ID, task.ID, TaskInput{StartDate: strp(time.Now().AddDate(0, 0, -30).Format("2006-01-02"))})
+		})
+		if _, err := f.run(t, task.ID); err != nil {
+			t.Fatal(err)
+		}
+		f.crm.OnRequest(nil)
+		if updateErr != nil {
+			t.Fatal(updateErr)
+		}
+		if c := f.stored(t, task.ID).cursor; c != "" {
+			t.Fatalf("the run saved its cursor %s over the reset", c)
+		}
+		// The next run starts over, and then saves its cursor.
+		if _, err := f.run(t, task.ID); err != nil || f.stored(t, task.ID).cursor == "" {
+			t.Fatalf("run after the reset: %v, cursor %q", err, f.stored(t, task.ID).cursor)
+		}
+	})
+}
+
+// Update writes the cursor only when it resets it and the due time only
+// when it moves it: a run that saved its cursor, or a scheduler that claimed
+// the due time, while the connection test ran keeps what it wrote.
+func TestRetailUpdateKeepsRunState(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newRetailFixture(t, db)
+		task, err := f.create(TaskInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		later := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+		f.once("/api/credentials", func() {
+			if _, err := db.Writer().Exec(`UPDATE import_tasks SET sync_cursor = '{"history_since_id":7}', next_run_at = $3
+				WHERE counter_id = $1 AND id = $2`, f.c.ID, task.ID, later); err != nil {
+				t.Error(err)
+			}
+		})
+		key := f.crm.Key()
+		got, err := f.tasks.Update(f.ctx, f.c.ID, task.ID, TaskInput{Name: strp("renamed"), APIKey: &key})
+		f.crm.OnRequest(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := f.stored(t, task.ID)
+		if st.cursor != `{"history_since_id":7}` || st.NextRunAt == nil || !st.NextRunAt.Equal(later) || st.Name != "renamed" {
+			t.Fatalf("after the update: cursor %q, next %v, name %q", st.cursor, st.NextRunAt, st.Name)
+		}
+		if got.NextRunAt == nil || !got.NextRunAt.Equal(later) {
+			t.Errorf("the answer's next run: %v", got.NextRunAt)
+		}
+	})
+}
