@@ -76,11 +76,37 @@ func (ts *Tasks) retailClient(hc *http.Client, baseURL, key string, quick bool) 
 	if o.HTTPClient == nil {
 		o.HTTPClient = hc
 	}
+	o.HTTPClient = sameOriginRedirects(o.HTTPClient)
 	o.AllowHTTP = o.AllowHTTP || ts.AllowPrivate
 	if quick {
 		o.MaxAttempts, o.MaxRetryTime = 3, 15*time.Second
 	}
 	return retailcrm.New(baseURL, key, o)
+}
+
+// sameOriginRedirects is hc refusing redirects to another host or port, or
+// from https to http: Go sends custom headers such as X-API-KEY on to any
+// host a redirect names, and RetailCRM has no reason to send us elsewhere.
+func sameOriginRedirects(hc *http.Client) *http.Client {
+	c := *hc
+	next := hc.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		from := via[0].URL
+		if !strings.EqualFold(req.URL.Host, from.Host) {
+			return fmt.Errorf("refused a redirect to another host (%s): the API key is only sent to the account's own address", req.URL.Host)
+		}
+		if req.URL.Scheme != from.Scheme && req.URL.Scheme != "https" {
+			return fmt.Errorf("refused a redirect from %s to %s", from.Scheme, req.URL.Scheme)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &c
 }
 
 // retailFieldError turns a failed connection test into the field to fix.
@@ -179,6 +205,11 @@ func (ts *Tasks) applyRetail(ctx context.Context, t *Task, in TaskInput, creatin
 			return &InvalidError{"url", err.Error()}
 		}
 		if u != t.url {
+			if !creating && in.APIKey == nil {
+				// The stored key is the old account's: it is never sent
+				// anywhere else.
+				return &InvalidError{"api_key", "is required when the url changes: give the new account's key (the stored key is only ever sent to " + t.URL + ")"}
+			}
 			t.url, changed = u, true // another account: start over
 			t.resetCursor()
 		}

@@ -1,6 +1,10 @@
 package imports
 
 import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -92,6 +96,52 @@ func TestRetailUpdateKeepsRunState(t *testing.T) {
 		}
 		if got.NextRunAt == nil || !got.NextRunAt.Equal(later) {
 			t.Errorf("the answer's next run: %v", got.NextRunAt)
+		}
+	})
+}
+
+// The stored key goes only to the account it was given for: a new url
+// needs the key again (400 naming api_key, the new address not contacted),
+// and a redirect to another host is not followed with the key.
+func TestRetailKeyStaysWithItsAccount(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newRetailFixture(t, db)
+		task, err := f.create(TaskInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var hits atomic.Int32
+		other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hits.Add(1)
+			f.crm.ServeHTTP(w, r)
+		}))
+		defer other.Close()
+		_, err = f.tasks.Update(f.ctx, f.c.ID, task.ID, TaskInput{URL: &other.URL})
+		var ie *InvalidError
+		if !errors.As(err, &ie) || ie.Field != "api_key" || !strings.Contains(ie.Message, "url changes") {
+			t.Fatalf("new url without a key: %v", err)
+		}
+		if hits.Load() != 0 {
+			t.Fatalf("the new url was contacted %d times", hits.Load())
+		}
+		key := f.crm.Key()
+		if _, err := f.tasks.Update(f.ctx, f.c.ID, task.ID, TaskInput{URL: &other.URL, APIKey: &key}); err != nil || hits.Load() == 0 {
+			t.Fatalf("new url with its key: %v (%d requests)", err, hits.Load())
+		}
+
+		// An account address that redirects elsewhere: the key is not
+		// sent on.
+		redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, f.crm.URL+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+		}))
+		defer redirector.Close()
+		f.crm.ResetRequests()
+		_, err = f.create(TaskInput{URL: &redirector.URL})
+		if !errors.As(err, &ie) || ie.Field != "url" || !strings.Contains(ie.Message, "another host") {
+			t.Errorf("redirect to another host: %v", err)
+		}
+		if n := f.crm.RequestCount(); n != 0 {
+			t.Errorf("the redirect was followed: %d requests with the key", n)
 		}
 	})
 }
