@@ -188,15 +188,21 @@ func AddMissingStatuses(ctx context.Context, db *store.DB, counterID int64, list
 		for _, c := range codes {
 			have[c] = true
 		}
-		if len(have)+len(list) > MaxStatuses {
-			return &FileError{Column: "order_statuses", Message: fmt.Sprintf("the counter would have more than %d statuses", MaxStatuses)}
+		// Only the codes not mapped yet count against the cap: a CRM
+		// offering the statuses it offered before adds nothing.
+		var fresh []Status
+		for _, s := range list {
+			if !have[s.Code] {
+				have[s.Code] = true
+				fresh = append(fresh, s)
+			}
+		}
+		if len(codes)+len(fresh) > MaxStatuses {
+			return &FileError{Column: "order_statuses", Message: fmt.Sprintf("the counter would have %d statuses, more than %d: remove some with PUT …/order-statuses",
+				len(codes)+len(fresh), MaxStatuses)}
 		}
 		retype := map[string]StatusType{}
-		for _, s := range list {
-			if have[s.Code] {
-				continue
-			}
-			have[s.Code] = true
+		for _, s := range fresh {
 			goals, _ := json.Marshal(s.GoalActionIDs)
 			if _, err := tx.ExecContext(ctx, `INSERT INTO crm_order_statuses (counter_id, code, type, humanized, goal_action_ids, source, updated_at)
 				VALUES ($1, $2, $3, $4, $5, $6, $7)`, counterID, s.Code, string(s.Type), s.Humanized, string(goals), s.Source, now); err != nil {

@@ -393,7 +393,12 @@ func (ts *Tasks) startRetailReader(ctx context.Context, c *retailcrm.Client, t *
 		return nil, err
 	}
 	if _, err := crm.AddMissingStatuses(ctx, ts.DB, t.CounterID, SuggestStatuses(statuses, groups)); err != nil {
-		return nil, err
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		// The pre-fill is an offer: orders import without it, and
+		// GET …/order-statuses lists their statuses as unmapped.
+		ts.log().Warn("import task: statuses not pre-filled", "counter", t.CounterID, "task", t.ID, "err", err)
 	}
 	rm, err := compileMapping(t.ColumnMapping, nil)
 	if err != nil {

@@ -2,6 +2,7 @@ package imports
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/throughline/throughline/internal/crm"
 	"github.com/throughline/throughline/internal/retailcrm/fakecrm"
 	"github.com/throughline/throughline/internal/store"
 	"github.com/throughline/throughline/internal/store/storetest"
@@ -142,6 +144,30 @@ func TestRetailKeyStaysWithItsAccount(t *testing.T) {
 		}
 		if n := f.crm.RequestCount(); n != 0 {
 			t.Errorf("the redirect was followed: %d requests with the key", n)
+		}
+	})
+}
+
+// A status pre-fill that cannot be stored (the counter maps as many
+// statuses as it may) does not hold the orders back.
+func TestRetailRunWithoutStatusPrefill(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newRetailFixture(t, db)
+		f.crm.GenerateOrders(30, fakecrm.Generate{Start: time.Now().AddDate(0, 0, -5)})
+		full := make([]crm.Status, crm.MaxStatuses)
+		for i := range full {
+			full[i] = crm.Status{Code: fmt.Sprint("other-", i), Type: crm.InProgress}
+		}
+		if err := crm.SaveStatuses(f.ctx, db, f.c.ID, full, false); err != nil {
+			t.Fatal(err)
+		}
+		task, err := f.create(TaskInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := f.run(t, task.ID)
+		if err != nil || res.Status != crm.StatusPassed || res.Inserted < 30 {
+			t.Fatalf("run at the status cap: %v %+v", err, res)
 		}
 	})
 }
