@@ -429,10 +429,11 @@ func TestFakeRateLimit(t *testing.T) {
 
 func TestGenerateOrders(t *testing.T) {
 	s, c := newPair(t, retailcrm.Options{})
-	start := time.Now()
+	// How fast is a benchmark's business (BenchmarkEachOrderPage); a test
+	// under -race on a busy machine only checks what was made.
 	first, last := s.GenerateOrders(100_000, fakecrm.Generate{})
-	if took := time.Since(start); last-first != 99_999 || took > 5*time.Second {
-		t.Errorf("ids %d…%d in %v", first, last, took)
+	if last-first != 99_999 {
+		t.Errorf("ids %d…%d", first, last)
 	}
 	orders, p, err := c.Orders(context.Background(), retailcrm.OrdersFilter{IDs: []int64{1, 2, 3}}, 1, 20)
 	if err != nil || len(orders) != 3 || p.TotalCount != 3 {
