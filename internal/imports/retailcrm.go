@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -234,11 +235,13 @@ func (ts *Tasks) applyRetail(ctx context.Context, t *Task, in TaskInput, creatin
 		return &InvalidError{"api_key", "is required: the key from RetailCRM, Administration → Integration → API access keys"}
 	}
 	if in.ColumnMapping != nil {
-		for p, v := range *in.ColumnMapping {
-			t.ColumnMapping[p] = v
+		merged := maps.Clone(t.ColumnMapping)
+		maps.Copy(merged, *in.ColumnMapping)
+		if !maps.Equal(merged, t.ColumnMapping) {
+			t.ColumnMapping = merged
+			t.resetCursor() // orders read before must be read again with the new mapping
+			changed = true
 		}
-		t.resetCursor() // orders read before must be read again with the new mapping
-		changed = true
 	}
 	if in.StartDate != nil || (in.Active != nil && *in.Active && !t.Active) {
 		changed = true

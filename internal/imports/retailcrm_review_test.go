@@ -3,6 +3,7 @@ package imports
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -168,6 +169,36 @@ func TestRetailRunWithoutStatusPrefill(t *testing.T) {
 		res, err := f.run(t, task.ID)
 		if err != nil || res.Status != crm.StatusPassed || res.Inserted < 30 {
 			t.Fatalf("run at the status cap: %v %+v", err, res)
+		}
+	})
+}
+
+// Saving the mapping the task already has (a form sent whole) keeps the
+// cursor; a change of one parameter starts over.
+func TestRetailSameMappingKeepsCursor(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newRetailFixture(t, db)
+		f.crm.GenerateOrders(10, fakecrm.Generate{Start: time.Now().AddDate(0, 0, -5)})
+		task, err := f.create(TaskInput{ColumnMapping: &map[string]string{"comment": "customFields.promo"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.run(t, task.ID); err != nil {
+			t.Fatal(err)
+		}
+		before := f.stored(t, task.ID)
+		same := maps.Clone(before.ColumnMapping)
+		if _, err := f.tasks.Update(f.ctx, f.c.ID, task.ID, TaskInput{ColumnMapping: &same}); err != nil {
+			t.Fatal(err)
+		}
+		if after := f.stored(t, task.ID); after.cursor != before.cursor || before.cursor == "" {
+			t.Fatalf("the same mapping reset the cursor: %q → %q", before.cursor, after.cursor)
+		}
+		if _, err := f.tasks.Update(f.ctx, f.c.ID, task.ID, TaskInput{ColumnMapping: &map[string]string{"comment": "managerComment"}}); err != nil {
+			t.Fatal(err)
+		}
+		if after := f.stored(t, task.ID); after.cursor != "" {
+			t.Fatalf("another mapping kept the cursor %q", after.cursor)
 		}
 	})
 }
