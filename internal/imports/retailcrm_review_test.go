@@ -202,3 +202,61 @@ func TestRetailSameMappingKeepsCursor(t *testing.T) {
 		}
 	})
 }
+
+// One run of a task at a time: while a run by hand reads the account, a
+// second one is refused with ErrRunning and the scheduler leaves the due
+// time for after it.
+func TestRetailRunsDoNotOverlap(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newRetailFixture(t, db)
+		f.crm.GenerateOrders(20, fakecrm.Generate{Start: time.Now().AddDate(0, 0, -5)})
+		task, err := f.create(TaskInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reading, release := make(chan struct{}), make(chan struct{})
+		f.once("/api/v5/orders", func() {
+			close(reading)
+			<-release
+		})
+		done := make(chan error, 1)
+		go func() {
+			tk, err := f.tasks.Get(f.ctx, f.c.ID, task.ID)
+			if err == nil {
+				_, err = f.tasks.Run(f.ctx, nil, tk, t.TempDir())
+			}
+			done <- err
+		}()
+		select {
+		case <-reading:
+		case err := <-done:
+			t.Fatalf("the first run ended early: %v", err)
+		}
+		if _, err := f.run(t, task.ID); !errors.Is(err, ErrRunning) {
+			close(release)
+			t.Fatalf("a second run: %v", err)
+		}
+		s := &Scheduler{Tasks: f.tasks}
+		s.Init()
+		ran, err := s.RunDue(f.ctx)
+		due := f.stored(t, task.ID).NextRunAt
+		close(release)
+		if err != nil || ran {
+			t.Fatalf("the scheduler ran a running task: %v %v", ran, err)
+		}
+		if due == nil || due.After(time.Now()) {
+			t.Fatalf("the due time moved: %v", due)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		f.crm.OnRequest(nil)
+		// The lease is let go: the due run goes now.
+		if ran, err := s.RunDue(f.ctx); err != nil || !ran {
+			t.Fatalf("the due run after the first: %v %v", ran, err)
+		}
+		if _, err := f.run(t, task.ID); err != nil {
+			t.Fatalf("a run after both: %v", err)
+		}
+	})
+}

@@ -88,8 +88,10 @@ func (s *Scheduler) Run(ctx context.Context) {
 func (s *Scheduler) RunDue(ctx context.Context) (ran bool, err error) {
 	db := s.Tasks.DB
 	now := time.Now().UTC().Truncate(time.Microsecond)
+	// A task running now (by hand, or elsewhere) stays due until it ends.
 	rows, err := db.Reader().QueryContext(ctx, `SELECT `+taskColumns+` FROM import_tasks
-		WHERE active AND next_run_at <= $1 ORDER BY next_run_at LIMIT 10`, now)
+		WHERE active AND next_run_at <= $1 AND (run_lease_until IS NULL OR run_lease_until < $1)
+		ORDER BY next_run_at LIMIT 10`, now)
 	if err != nil {
 		return false, fmt.Errorf("imports: due tasks: %w", err)
 	}
@@ -108,23 +110,29 @@ func (s *Scheduler) RunDue(ctx context.Context) (ran bool, err error) {
 	}
 	for _, t := range due {
 		next := now.Add(time.Duration(t.FrequencyHours) * time.Hour)
-		res, err := db.Writer().ExecContext(ctx, `UPDATE import_tasks SET next_run_at = $4
-			WHERE counter_id = $1 AND id = $2 AND active AND next_run_at = $3`, t.CounterID, t.ID, *t.NextRunAt, next)
+		runCtx, cancel := context.WithTimeout(ctx, s.RunTimeout)
+		lease := runLease(runCtx)
+		// The due time and the task's run lease, claimed together: a
+		// run by hand going on leaves the due time for after it.
+		res, err := db.Writer().ExecContext(ctx, `UPDATE import_tasks SET next_run_at = $4, run_lease_until = $5
+			WHERE counter_id = $1 AND id = $2 AND active AND next_run_at = $3 AND (run_lease_until IS NULL OR run_lease_until < $6)`,
+			t.CounterID, t.ID, *t.NextRunAt, next, lease, now)
 		if err != nil {
+			cancel()
 			return false, fmt.Errorf("imports: claim task %d: %w", t.ID, err)
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
-			continue // another process claimed this due time, or the task changed
+			cancel()
+			continue // another process claimed this due time, or the task changed or is running
 		}
-		s.run(ctx, t)
+		s.run(runCtx, t, lease)
+		cancel()
 		return true, nil
 	}
 	return false, nil
 }
 
-func (s *Scheduler) run(ctx context.Context, t *Task) {
-	ctx, cancel := context.WithTimeout(ctx, s.RunTimeout)
-	defer cancel()
+func (s *Scheduler) run(ctx context.Context, t *Task, lease time.Time) {
 	log := s.Log.With("counter", t.CounterID, "task", t.ID, "url", t.URL)
 	defer func() {
 		// A bug in one feed's run must not take the server down; the run's
@@ -134,7 +142,7 @@ func (s *Scheduler) run(ctx context.Context, t *Task) {
 		}
 	}()
 	log.Info("import task: running")
-	res, err := s.Tasks.Run(ctx, s.Fetcher, t, s.TempDir)
+	res, err := s.Tasks.runLeased(ctx, s.Fetcher, t, s.TempDir, lease)
 	switch {
 	case res == nil:
 		log.Error("import task: could not start", "err", err)

@@ -427,9 +427,60 @@ func (ts *Tasks) List(ctx context.Context, counterID int64) ([]*Task, error) {
 	return out, nil
 }
 
+// ErrRunning means the task has a run in progress (scheduled or started by
+// hand): one run of a task at a time.
+var ErrRunning = errors.New("this import task is running now (started by the schedule or by hand): wait for that run to finish — GET …/runs shows it — then start another if needed")
+
+// runLease is how long a run holds its task: the run's deadline and a
+// margin, or two hours when it has none. A lease past its time was held by
+// a process that stopped.
+func runLease(ctx context.Context) time.Time {
+	until := time.Now().Add(2 * time.Hour)
+	if d, ok := ctx.Deadline(); ok {
+		until = d.Add(5 * time.Minute)
+	}
+	return until.UTC().Truncate(time.Microsecond)
+}
+
 // Run fetches the task's feed (or reads its RetailCRM account) and imports
-// it, now, logging the run.
+// it, now, logging the run. It returns ErrRunning when the task is running
+// already.
 func (ts *Tasks) Run(ctx context.Context, f *Fetcher, t *Task, tempDir string) (*crm.Result, error) {
+	lease := runLease(ctx)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	res, err := ts.DB.Writer().ExecContext(ctx, `UPDATE import_tasks SET run_lease_until = $3
+		WHERE counter_id = $1 AND id = $2 AND (run_lease_until IS NULL OR run_lease_until < $4)`, t.CounterID, t.ID, lease, now)
+	if err != nil {
+		return nil, fmt.Errorf("imports: claim task %d: %w", t.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		if _, err := ts.get(ctx, ts.DB.Writer(), t.CounterID, t.ID); err != nil {
+			return nil, err // deleted
+		}
+		return nil, ErrRunning
+	}
+	return ts.runLeased(ctx, f, t, tempDir, lease)
+}
+
+// runLeased runs a task whose lease the caller holds, from the task as
+// stored now (a run that ended meanwhile may have moved its cursor), and
+// lets the lease go.
+func (ts *Tasks) runLeased(ctx context.Context, f *Fetcher, t *Task, tempDir string, lease time.Time) (*crm.Result, error) {
+	defer func() {
+		if _, err := ts.DB.Writer().ExecContext(context.WithoutCancel(ctx), `UPDATE import_tasks SET run_lease_until = NULL
+			WHERE counter_id = $1 AND id = $2 AND run_lease_until = $3`, t.CounterID, t.ID, lease); err != nil {
+			ts.log().Error("import task: release the run lease", "counter", t.CounterID, "task", t.ID, "err", err)
+		}
+	}()
+	fresh, err := ts.get(ctx, ts.DB.Writer(), t.CounterID, t.ID)
+	if err != nil {
+		return nil, err
+	}
+	*t = *fresh
+	return ts.run(ctx, f, t, tempDir)
+}
+
+func (ts *Tasks) run(ctx context.Context, f *Fetcher, t *Task, tempDir string) (*crm.Result, error) {
 	if t.Type == TypeRetailCRM {
 		return ts.runRetail(ctx, f, t, tempDir)
 	}

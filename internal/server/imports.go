@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 
@@ -89,7 +90,8 @@ func (s *Server) deleteTask(w http.ResponseWriter, r *http.Request, id int64) {
 }
 
 // runTask runs a task now and answers with the run's record: 200 when it
-// passed, 422 when it failed (the record says why).
+// passed, 422 when it failed (the record says why), 409 when the task is
+// running already.
 func (s *Server) runTask(w http.ResponseWriter, r *http.Request, id int64) {
 	tid, ok := taskID(w, r)
 	if !ok {
@@ -104,6 +106,10 @@ func (s *Server) runTask(w http.ResponseWriter, r *http.Request, id int64) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.scheduler.RunTimeout)
 	defer cancel()
 	res, err := s.tasks.Run(ctx, s.fetcher, t, s.cfg.Imports.TempDir)
+	if errors.Is(err, imports.ErrRunning) {
+		writeError(w, &Error{Status: http.StatusConflict, Code: "running", Message: err.Error()})
+		return
+	}
 	if res == nil {
 		s.fail(w, r, err)
 		return

@@ -155,7 +155,7 @@ func New(db *store.DB, cfg Config) *Server {
 	if s.cfg.Imports.MaxBytes <= 0 {
 		s.cfg.Imports.MaxBytes = imports.DefaultMaxFeedBytes
 	}
-	s.tasks = &imports.Tasks{DB: db, AllowPrivate: cfg.Imports.AllowPrivateFeeds, Box: cfg.Secrets, RetailOptions: cfg.Imports.RetailCRM}
+	s.tasks = &imports.Tasks{DB: db, AllowPrivate: cfg.Imports.AllowPrivateFeeds, Box: cfg.Secrets, RetailOptions: cfg.Imports.RetailCRM, Log: cfg.Logger}
 	s.fetcher = imports.NewFetcher(imports.FetcherOptions{AllowPrivate: cfg.Imports.AllowPrivateFeeds, MaxBytes: s.cfg.Imports.MaxBytes})
 	s.scheduler = &imports.Scheduler{Tasks: s.tasks, Fetcher: s.fetcher, Log: cfg.Logger, TempDir: cfg.Imports.TempDir, Poll: cfg.Imports.Poll}
 	s.scheduler.Init()
