@@ -411,10 +411,7 @@ func (ts *Tasks) startRetailReader(ctx context.Context, c *retailcrm.Client, t *
 	for code, s := range statuses {
 		r.groups[code] = s.Group
 	}
-	produce := func() error {
-		*next = retailCursor{HistoryStart: time.Now().Add(-historyOverlap).Truncate(time.Second).UTC()}
-		return c.EachOrderPage(ctx, retailcrm.OrdersFilter{CreatedAtFrom: *t.StartDate}, r.send(ctx))
-	}
+	produce := func() error { return r.backfill(ctx, c, *t.StartDate, next) }
 	if !cur.empty() {
 		r.notBefore = *t.StartDate
 		produce = func() error { return r.changed(ctx, c, cur, next) }
@@ -429,6 +426,63 @@ func (ts *Tasks) startRetailReader(ctx context.Context, c *retailcrm.Client, t *
 		}
 	}()
 	return r, nil
+}
+
+// maxRewalks bounds how often a first run walks the orders again when
+// pages shifted under it.
+const maxRewalks = 3
+
+// backfill is a first run's walk (spec §11.2 step 2) of the orders created
+// from start up to the run's start by RetailCRM's clock (a history page's
+// generatedAt), where later runs' history walk begins, less an overlap.
+// The set cannot grow during the walk, but the order it is listed in is not
+// known (spec §3, §14.4): an order that changes may move and shift another
+// into a page already read. Distinct orders read are counted against the
+// answer's totalCount, and the pages are walked again for any missed (as
+// retailsync's first pull does).
+func (r *retailReader) backfill(ctx context.Context, c *retailcrm.Client, start time.Time, next *retailCursor) error {
+	now := time.Now()
+	if h, err := c.History(ctx, retailcrm.HistoryFilter{StartDate: now}, 1, 20); err != nil {
+		return err
+	} else if !h.GeneratedAt.IsZero() {
+		now = h.GeneratedAt.Time
+	}
+	now = now.Truncate(time.Second).UTC()
+	*next = retailCursor{HistoryStart: now.Add(-historyOverlap)}
+	f := retailcrm.OrdersFilter{CreatedAtFrom: start, CreatedAtTo: now}
+	seen := map[int64]struct{}{}
+	send := r.send(ctx)
+	for walk := 0; ; walk++ {
+		total := 0
+		for page := 1; ; page++ {
+			list, pg, err := c.Orders(ctx, f, page, retailcrm.PageLimit)
+			if err != nil {
+				return err
+			}
+			fresh := list[:0:0]
+			for _, o := range list {
+				if _, ok := seen[o.ID]; !ok {
+					seen[o.ID] = struct{}{}
+					fresh = append(fresh, o)
+				}
+			}
+			if len(fresh) > 0 {
+				if err := send(fresh); err != nil {
+					return err
+				}
+			}
+			total = pg.TotalCount
+			if len(list) == 0 || max(pg.CurrentPage, page) >= pg.TotalPageCount {
+				break
+			}
+		}
+		switch {
+		case len(seen) >= total:
+			return nil
+		case walk == maxRewalks:
+			return fmt.Errorf("the orders kept changing during the first run: %d of %d read after %d walks; the next run tries again", len(seen), total, walk+1)
+		}
+	}
 }
 
 // changed reads the orders the history says changed since cur (spec §11.2,

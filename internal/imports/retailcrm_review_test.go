@@ -260,3 +260,55 @@ func TestRetailRunsDoNotOverlap(t *testing.T) {
 		}
 	})
 }
+
+// The first run reads the orders created up to its start by RetailCRM's
+// clock (createdAtTo; the history of later runs starts there), and when a
+// status change moves an order to the end of the list mid-walk — shifting
+// an unread one into a page already read — it walks again for the missed.
+func TestRetailFirstRunSurvivesShiftingPages(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newRetailFixture(t, db)
+		first, _ := f.crm.GenerateOrders(250, fakecrm.Generate{Start: time.Now().AddDate(0, 0, -5)})
+		task, err := f.create(TaskInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		serverNow := time.Now().Add(-3 * time.Hour).Truncate(time.Second)
+		f.crm.SetClock(func() time.Time { return serverNow })
+		f.crm.SetListOrder(fakecrm.ByStatusUpdatedAt)
+		f.crm.ResetRequests()
+		f.once("/api/v5/orders", func() {
+			o, _ := f.crm.Order(first)
+			status := "complete"
+			if o["status"] == status {
+				status = "new"
+			}
+			f.crm.UpdateOrder(first, fakecrm.O{"status": status})
+		})
+		res, err := f.run(t, task.ID)
+		f.crm.OnRequest(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := db.Reader().QueryRow(`SELECT count(*) FROM crm_orders WHERE counter_id = $1`, f.c.ID).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 250 {
+			t.Fatalf("%d of 250 orders imported: %+v", n, res)
+		}
+		want := retailFormat(serverNow, f.crm.Location())
+		for _, r := range f.crm.Requests() {
+			if r.Path == "/api/v5/orders" && r.Query.Get("filter[createdAtTo]") != want {
+				t.Fatalf("createdAtTo %q, want the server's time %q", r.Query.Get("filter[createdAtTo]"), want)
+			}
+		}
+		if c := f.stored(t, task.ID).cursor; !strings.Contains(c, serverNow.Add(-historyOverlap).UTC().Format(time.RFC3339)) {
+			t.Errorf("cursor %s: the history should start at the server's time less the overlap", c)
+		}
+	})
+}
+
+func retailFormat(t time.Time, loc *time.Location) string {
+	return t.In(loc).Format("2006-01-02 15:04:05")
+}
