@@ -258,16 +258,25 @@ func (ts *Tasks) applyRetail(ctx context.Context, t *Task, in TaskInput, creatin
 	if err != nil {
 		return err
 	}
-	if conn.customFields != nil {
-		// The default session and visitor fields count only when the
-		// account has them.
-		for p, code := range map[string]string{"session_id": DefaultSessionField, "user_id": DefaultVisitorField} {
-			if t.ColumnMapping[p] == "customFields."+code && !conn.customFields[code] {
-				t.ColumnMapping[p] = ""
-			}
+	// A custom field the account lacks is refused when the user named it;
+	// the default session and visitor fields are kept with a note (the
+	// site may not fill them yet: they read empty until it does).
+	known := conn.customFields
+	var codes []string
+	t.Notes, codes = missingDefaultFields(t.ColumnMapping, conn.customFields, func(p string) bool {
+		if in.ColumnMapping == nil {
+			return false
+		}
+		_, given := (*in.ColumnMapping)[p]
+		return given
+	})
+	if len(codes) > 0 {
+		known = maps.Clone(known)
+		for _, c := range codes {
+			known[c] = true
 		}
 	}
-	if _, err := compileMapping(t.ColumnMapping, conn.customFields); err != nil {
+	if _, err := compileMapping(t.ColumnMapping, known); err != nil {
 		return err
 	}
 	if in.StartDate != nil {
@@ -294,6 +303,24 @@ func (ts *Tasks) applyRetail(ctx context.Context, t *Task, in TaskInput, creatin
 	}
 	t.APIKey = MaskKey(key)
 	return nil
+}
+
+// missingDefaultFields notes each default session or visitor custom field
+// the mapping reads that the account (fields; nil when unknown) lacks,
+// unless given (the user named it in this request).
+func missingDefaultFields(mapping map[string]string, fields map[string]bool, given func(string) bool) (notes, codes []string) {
+	if fields == nil {
+		return nil, nil
+	}
+	for _, d := range [...]struct{ p, code string }{{"session_id", DefaultSessionField}, {"user_id", DefaultVisitorField}} {
+		p, code := d.p, d.code
+		if mapping[p] == "customFields."+code && !fields[code] && !given(p) {
+			notes = append(notes, fmt.Sprintf("%s: the account has no order custom field %q yet, so orders import without it; create it in RetailCRM (Administration → Settings → Custom fields) and have the site fill it, or map %s to another field",
+				p, code, p))
+			codes = append(codes, code)
+		}
+	}
+	return notes, codes
 }
 
 // parseStartDate reads a start date: YYYY-MM-DD (midnight) or YYYY-MM-DD
@@ -406,6 +433,20 @@ func (ts *Tasks) startRetailReader(ctx context.Context, c *retailcrm.Client, t *
 	rm, err := compileMapping(t.ColumnMapping, nil)
 	if err != nil {
 		return nil, err
+	}
+	never := func(string) bool { return false }
+	if notes, _ := missingDefaultFields(t.ColumnMapping, map[string]bool{}, never); len(notes) > 0 { // it reads a default field
+		// Said at save, and again each run until the account has them.
+		if fields, err := c.CustomFields(ctx, "order"); err == nil {
+			have := map[string]bool{}
+			for _, f := range fields {
+				have[f.Code] = true
+			}
+			notes, _ := missingDefaultFields(t.ColumnMapping, have, never)
+			for _, note := range notes {
+				ts.log().Warn("import task: "+note, "counter", t.CounterID, "task", t.ID)
+			}
+		}
 	}
 	r := &retailReader{rm: rm, loc: loc, groups: map[string]string{}, pages: make(chan retailPage, 2), contacts: map[string]bool{}}
 	for code, s := range statuses {

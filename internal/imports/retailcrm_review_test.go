@@ -3,6 +3,7 @@ package imports
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -311,4 +312,47 @@ func TestRetailFirstRunSurvivesShiftingPages(t *testing.T) {
 
 func retailFormat(t time.Time, loc *time.Location) string {
 	return t.In(loc).Format("2006-01-02 15:04:05")
+}
+
+// An account without the default session and visitor fields: the defaults
+// stay mapped with a note (in the save's answer, and in each run's log),
+// and the same field named by the user is a 400.
+func TestRetailMissingDefaultFields(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newRetailFixture(t, db)
+		f.crm = fakecrm.New() // no custom fields
+		t.Cleanup(f.crm.Close)
+		f.crm.AddOrder(fakecrm.O{"status": "new", "totalSumm": 10})
+		var logs strings.Builder
+		f.tasks.Log = slog.New(slog.NewTextHandler(&logs, nil))
+
+		_, err := f.create(TaskInput{ColumnMapping: &map[string]string{"session_id": "customFields.tl_session_id"}})
+		var ie *InvalidError
+		if !errors.As(err, &ie) || ie.Field != "column_mapping.session_id" {
+			t.Fatalf("a named missing field: %v", err)
+		}
+		task, err := f.create(TaskInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if task.ColumnMapping["session_id"] != "customFields.tl_session_id" || task.ColumnMapping["user_id"] != "customFields.tl_visitor_id" {
+			t.Errorf("the defaults were dropped: %v", task.ColumnMapping)
+		}
+		if len(task.Notes) != 2 || !strings.Contains(task.Notes[0], `"tl_session_id" yet`) || !strings.Contains(task.Notes[1], "user_id") {
+			t.Errorf("notes: %q", task.Notes)
+		}
+		if _, err := f.run(t, task.ID); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(logs.String(), "tl_visitor_id") {
+			t.Errorf("the run did not say the field is missing: %s", logs.String())
+		}
+		// Once the account has them, the notes go.
+		f.crm.AddCustomField(fakecrm.CustomField{Entity: "order", Code: "tl_session_id", Name: "Session", Type: "string"})
+		f.crm.AddCustomField(fakecrm.CustomField{Entity: "order", Code: "tl_visitor_id", Name: "Visitor", Type: "string"})
+		key := f.crm.Key()
+		if task, err = f.tasks.Update(f.ctx, f.c.ID, task.ID, TaskInput{APIKey: &key}); err != nil || len(task.Notes) != 0 {
+			t.Errorf("after the fields were made: %v %q", err, task.Notes)
+		}
+	})
 }

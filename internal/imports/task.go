@@ -42,6 +42,7 @@ type Task struct {
 	StartDate      *time.Time        `json:"start_date,omitempty"` // retailcrm: the first run reads orders created from here
 	NextRunAt      *time.Time        `json:"next_run_at"`          // null when inactive
 	LastRun        *crm.Result       `json:"last_run"`
+	Notes          []string          `json:"notes,omitempty"` // retailcrm: what the save's connection test found to fix, not fatal
 	CreatedAt      time.Time         `json:"created_at"`
 	UpdatedAt      time.Time         `json:"updated_at"`
 

@@ -58,9 +58,12 @@ func TestRetailCRMImportTask(t *testing.T) {
 			APIKey        string                   `json:"api_key"`
 			ColumnMapping map[string]string        `json:"column_mapping"`
 			LastRun       *struct{ Status string } `json:"last_run"`
+			Notes         []string                 `json:"notes"`
 		}
 		decode(t, r.body, &task)
-		if task.APIKey != "****6789" || task.ColumnMapping["session_id"] != "customFields.tl_session_id" || task.ColumnMapping["user_id"] != "" {
+		// The account lacks tl_visitor_id: the default stays, with a note.
+		if task.APIKey != "****6789" || task.ColumnMapping["session_id"] != "customFields.tl_session_id" ||
+			task.ColumnMapping["user_id"] != "customFields.tl_visitor_id" || len(task.Notes) != 1 || !strings.Contains(task.Notes[0], "tl_visitor_id") {
 			t.Errorf("created: %s", r.body)
 		}
 		tpath := fmt.Sprintf("%s/imports/%d", api, task.ID)
