@@ -18,6 +18,8 @@ var counterTables = []string{
 	"rollup_rungs", "rollup_orders", "rollup_costs", "rollup_traffic", "rollup_periods", "rollup_dirty",
 	"order_keys", "order_touches", "order_matches", "match_queue",
 	"webhook_deliveries", "webhooks",
+	// RetailCRM two-way integration.
+	"retailcrm_deals", "retailcrm_pushes", "retailcrm_integrations",
 	// CRM.
 	"crm_imports", "import_tasks", "crm_orders", "crm_contacts", "crm_order_statuses", "crm_attributes", "crm_products",
 	// Ad costs.
