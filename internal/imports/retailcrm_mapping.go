@@ -18,7 +18,7 @@ import (
 // spec §11.1): each of our order parameters comes from a field of the
 // RetailCRM order, named by a source:
 //
-//	source := alt { "|" alt }      the first alternative with a value wins
+//	source := alt { "|" alt }      the first alternative with a usable value wins
 //	alt    := term [ "-" term ]    a difference (money and count parameters)
 //	term   := a field path         "totalSumm", "customer.email", "customFields.tl_session_id"
 //	        | a derived value      "items.quantity" (Σ quantities of items not cancelled),
@@ -278,40 +278,121 @@ func joinName(parts ...string) string {
 	return b.String()
 }
 
-// text reads a text parameter: the first alternative with a value.
-func (rm *retailMapping) text(o *retailcrm.Order, p string) string {
-	for _, a := range rm.src[p] {
-		if v, ok := termText(o, a.a); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
-// number reads a money or count parameter in hundredths (minor units); ok
-// is false when no alternative has a value. In a difference a missing
-// subtrahend counts as 0 (an order without purchase prices).
-func (rm *retailMapping) number(o *retailcrm.Order, p string) (v int64, ok bool, err error) {
+// first reads a parameter's value of its kind: the first alternative whose
+// text use accepts (use returns the value to keep). An alternative that is
+// empty or not of the parameter's kind ("нет" for a phone) falls through to
+// the next (spec §11.1's fallbacks); bad is the first such text, "" when
+// every alternative was empty.
+func (rm *retailMapping) first(o *retailcrm.Order, p string, use func(string) (string, bool)) (v string, ok bool, bad string) {
 	for _, a := range rm.src[p] {
 		s, has := termText(o, a.a)
-		if !has {
+		if s = strings.TrimSpace(s); !has || s == "" {
 			continue
 		}
-		if v, err = crm.ParseMoney(s); err != nil {
-			return 0, false, fmt.Errorf("%s %q: %v", a.a, s, err)
+		if v, ok := use(s); ok {
+			return v, true, ""
+		}
+		if bad == "" {
+			bad = s
+		}
+	}
+	return "", false, bad
+}
+
+// text reads a text parameter: the first alternative with a value.
+func (rm *retailMapping) text(o *retailcrm.Order, p string) string {
+	v, _, _ := rm.first(o, p, func(s string) (string, bool) { return s, true })
+	return v
+}
+
+// phone reads a phone parameter, normalised: the first alternative that is
+// a phone number.
+func (rm *retailMapping) phone(o *retailcrm.Order, p string) string {
+	v, _, _ := rm.first(o, p, func(s string) (string, bool) {
+		norm, err := normalize.Phone(s, "")
+		return norm, err == nil
+	})
+	return v
+}
+
+// email reads an e-mail parameter, normalised: the first alternative that
+// is an e-mail address.
+func (rm *retailMapping) email(o *retailcrm.Order, p string) string {
+	v, _, _ := rm.first(o, p, func(s string) (string, bool) {
+		norm, err := normalize.Email(s)
+		return norm, err == nil
+	})
+	return v
+}
+
+// date reads a date parameter: the first alternative that is a date in the
+// account's zone (createdAt comes placed in it by the client); bad is the
+// first text that was not one.
+func (rm *retailMapping) date(o *retailcrm.Order, p string, loc *time.Location) (t time.Time, ok bool, bad string) {
+	for _, a := range rm.src[p] {
+		if a.a == "createdAt" && !o.CreatedAt.IsZero() {
+			return o.CreatedAt.UTC(), true, ""
+		}
+		s, has := termText(o, a.a)
+		if s = strings.TrimSpace(s); !has || s == "" {
+			continue
+		}
+		if d, err := retailcrm.ParseDateTime(s, loc); err == nil && !d.IsZero() {
+			return d.UTC(), true, ""
+		}
+		if bad == "" {
+			bad = s
+		}
+	}
+	return time.Time{}, false, bad
+}
+
+// typedMoney are the money fields read from the decoded order, where a
+// missing field reads 0.
+func typedMoney(t term) bool { return t == "totalSumm" || t == "purchaseSumm" || t == "summ" }
+
+// number reads a money or count parameter in hundredths (minor units); ok
+// is false when no alternative has a value. An alternative that is
+// missing, empty or not a number falls through to the next; when none is
+// usable and one was not a number, err says which. In a difference a
+// missing subtrahend counts as 0 (an order without purchase prices).
+func (rm *retailMapping) number(o *retailcrm.Order, p string) (v int64, ok bool, err error) {
+	alts := rm.src[p]
+	var bad error
+	for i, a := range alts {
+		if i < len(alts)-1 && typedMoney(a.a) {
+			// The decoded order reads a missing amount as 0; a fallback
+			// needs to know it is missing (the raw field, only read here).
+			if _, has := o.Field(string(a.a)); !has {
+				continue
+			}
+		}
+		s, has := termText(o, a.a)
+		if s = strings.TrimSpace(s); !has || s == "" {
+			continue
+		}
+		v, err := crm.ParseMoney(s)
+		if err != nil {
+			if bad == nil {
+				bad = fmt.Errorf("%s %q: %v", a.a, s, err)
+			}
+			continue
 		}
 		if a.b != "" {
-			if s, has := termText(o, a.b); has {
-				w, err := crm.ParseMoney(s)
+			if s, has := termText(o, a.b); has && strings.TrimSpace(s) != "" {
+				w, err := crm.ParseMoney(strings.TrimSpace(s))
 				if err != nil {
-					return 0, false, fmt.Errorf("%s %q: %v", a.b, s, err)
+					if bad == nil {
+						bad = fmt.Errorf("%s %q: %v", a.b, s, err)
+					}
+					continue
 				}
 				v -= w
 			}
 		}
 		return v, true, nil
 	}
-	return 0, false, nil
+	return 0, false, bad
 }
 
 // rowError is a rejected order: the parameter at fault and why.
@@ -332,16 +413,11 @@ func (rm *retailMapping) order(n int, o *retailcrm.Order, groups map[string]stri
 	if len(out.ID) > 255 {
 		return nil, nil, rowError(n, o, "order_id", "the order id is longer than 255 characters")
 	}
-	if rm.src["order_date"][0].a == "createdAt" && !o.CreatedAt.IsZero() {
-		out.CreatedAt = o.CreatedAt.UTC() // already placed in the account's zone by the client
-	} else {
-		date := rm.text(o, "order_date")
-		t, err := retailcrm.ParseDateTime(date, loc)
-		if err != nil || t.IsZero() {
-			return nil, nil, rowError(n, o, "order_date", "%q is not a date (YYYY-MM-DD HH:MM:SS)", date)
-		}
-		out.CreatedAt = t.UTC()
+	created, ok, bad := rm.date(o, "order_date", loc)
+	if !ok {
+		return nil, nil, rowError(n, o, "order_date", "%q is not a date (YYYY-MM-DD HH:MM:SS)", bad)
 	}
+	out.CreatedAt = created
 	out.Status = o.Status
 	if !o.StatusUpdatedAt.IsZero() {
 		out.UpdatedAt = o.StatusUpdatedAt.UTC()
@@ -380,18 +456,14 @@ func (rm *retailMapping) order(n int, o *retailcrm.Order, groups map[string]stri
 			out.Items, out.Has = int64(math.Round(float64(v)/100)), out.Has|crm.FItems
 		}
 	}
-	if ph := rm.text(o, "contact_phone"); ph != "" {
-		// RetailCRM phones are free text ("нет", "звонить вечером"): one that
-		// is no phone number is not a matching key, and no reason to refuse
-		// the order either.
-		if norm, err := normalize.Phone(ph, ""); err == nil {
-			out.CallerPhone, out.Phones = norm, []string{norm}
-		}
+	// RetailCRM phones are free text ("нет", "звонить вечером"): one that is
+	// no phone number gives way to the next source, and when none is one
+	// the order has no phone (no reason to refuse it).
+	if ph := rm.phone(o, "contact_phone"); ph != "" {
+		out.CallerPhone, out.Phones = ph, []string{ph}
 	}
-	if em := rm.text(o, "contact_email"); em != "" {
-		if norm, err := normalize.Email(em); err == nil {
-			out.Emails = []string{norm}
-		}
+	if em := rm.email(o, "contact_email"); em != "" {
+		out.Emails = []string{em}
 	}
 	if tags := rm.text(o, "tags"); tags != "" {
 		var list []string
