@@ -1,0 +1,39 @@
+package imports
+
+import (
+	"testing"
+	"time"
+
+	"github.com/throughline/throughline/internal/crm"
+	"github.com/throughline/throughline/internal/retailcrm/fakecrm"
+	"github.com/throughline/throughline/internal/store"
+	"github.com/throughline/throughline/internal/store/storetest"
+)
+
+// An order that leaves its completed status (complete → cancelled) is no
+// longer finished: the next run clears its finish time. (A run stores in
+// SAVE mode, where the row read replaces the stored order but for its
+// creation time, so a row without a finish time clears it.)
+func TestRetailFinishedAtClearedWhenNoLongerComplete(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newRetailFixture(t, db)
+		id := f.crm.AddOrder(fakecrm.O{"createdAt": time.Now().Add(-time.Hour), "status": "complete", "totalSumm": 100})
+		task, err := f.create(TaskInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.run(t, task.ID); err != nil {
+			t.Fatal(err)
+		}
+		if o := f.order(t, itoa(id)); o.FinishedAt.IsZero() || o.StatusType != crm.Paid {
+			t.Fatalf("complete order: %+v", o)
+		}
+		f.crm.UpdateOrder(id, fakecrm.O{"status": "cancel-other"})
+		if res, err := f.run(t, task.ID); err != nil || res.Updated != 1 {
+			t.Fatalf("second run: %v %+v", err, res)
+		}
+		if o := f.order(t, itoa(id)); !o.FinishedAt.IsZero() || o.StatusType != crm.Cancelled {
+			t.Errorf("cancelled order: finished %v, type %s", o.FinishedAt, o.StatusType)
+		}
+	})
+}
