@@ -414,6 +414,12 @@ func (ts *Tasks) startRetailReader(ctx context.Context, c *retailcrm.Client, t *
 	if err != nil {
 		return nil, err
 	}
+	// An order without a currency is in the account's (spec §8.5); RUB,
+	// crm.Import's default, only when the account names none.
+	currency, err := c.DefaultCurrency(ctx)
+	if err != nil {
+		return nil, err
+	}
 	statuses, err := c.Statuses(ctx)
 	if err != nil {
 		return nil, err
@@ -448,7 +454,7 @@ func (ts *Tasks) startRetailReader(ctx context.Context, c *retailcrm.Client, t *
 			}
 		}
 	}
-	r := &retailReader{rm: rm, loc: loc, groups: map[string]string{}, pages: make(chan retailPage, 2), contacts: map[string]bool{}}
+	r := &retailReader{rm: rm, loc: loc, currency: currency, groups: map[string]string{}, pages: make(chan retailPage, 2), contacts: map[string]bool{}}
 	for code, s := range statuses {
 		r.groups[code] = s.Group
 	}
@@ -571,6 +577,7 @@ type retailPage struct {
 type retailReader struct {
 	rm        *retailMapping
 	loc       *time.Location
+	currency  string            // the account's default currency, for orders without one
 	groups    map[string]string // status code → group
 	notBefore time.Time         // orders created earlier are skipped (incremental runs)
 	pages     chan retailPage
@@ -620,6 +627,9 @@ func (r *retailReader) Next() (any, int, error) {
 		order, contact, err := r.rm.order(r.n, o, r.groups, r.loc)
 		if err != nil {
 			return nil, r.n, err
+		}
+		if order.Currency == "" {
+			order.Currency = r.currency
 		}
 		r.rows = append(r.rows, order)
 		if contact != nil && !r.contacts[contact.UniqID] {

@@ -37,3 +37,31 @@ func TestRetailFinishedAtClearedWhenNoLongerComplete(t *testing.T) {
 		}
 	})
 }
+
+// An order without a currency is in the account's default currency
+// (/settings default_currency, spec §8.5); RUB only when the account names
+// none.
+func TestRetailOrderCurrencyFromAccount(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		for _, tc := range []struct{ account, want string }{{"KZT", "KZT"}, {"", "RUB"}} {
+			f := newRetailFixture(t, db)
+			f.crm.SetDefaultCurrency(tc.account)
+			created := time.Now().Add(-time.Hour)
+			none := f.crm.AddOrder(fakecrm.O{"createdAt": created, "currency": nil, "totalSumm": 100})
+			usd := f.crm.AddOrder(fakecrm.O{"createdAt": created, "currency": "usd", "totalSumm": 100})
+			task, err := f.create(TaskInput{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.run(t, task.ID); err != nil {
+				t.Fatal(err)
+			}
+			if got := f.order(t, itoa(none)).Currency; got != tc.want {
+				t.Errorf("account currency %q: an order without one is in %q, want %q", tc.account, got, tc.want)
+			}
+			if got := f.order(t, itoa(usd)).Currency; got != "USD" {
+				t.Errorf("account currency %q: an order in usd is in %q", tc.account, got)
+			}
+		}
+	})
+}

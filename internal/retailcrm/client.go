@@ -96,9 +96,10 @@ type Client struct {
 type account struct {
 	lim *rate.Limiter
 
-	mu    sync.Mutex
-	loc   *time.Location
-	locAt time.Time
+	mu       sync.Mutex
+	loc      *time.Location
+	currency string // settings.default_currency; "" when the account gives none
+	locAt    time.Time
 }
 
 var accounts sync.Map // normalised base URL → *account
@@ -456,23 +457,46 @@ func (c *Client) Location(ctx context.Context) (*time.Location, error) {
 	a := c.acct
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if err := c.readSettings(ctx); err != nil {
+		return nil, err
+	}
+	return a.loc, nil
+}
+
+// DefaultCurrency returns the account's settings.default_currency (spec
+// §8.5), upper-cased, "" when the account gives none; read and cached with
+// the time zone.
+func (c *Client) DefaultCurrency(ctx context.Context) (string, error) {
+	a := c.acct
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := c.readSettings(ctx); err != nil {
+		return "", err
+	}
+	return a.currency, nil
+}
+
+// readSettings reads /settings into the account's cache unless it is
+// fresh; the caller holds a.mu.
+func (c *Client) readSettings(ctx context.Context) error {
+	a := c.acct
 	if a.loc != nil && time.Since(a.locAt) < settingsTTL {
-		return a.loc, nil
+		return nil
 	}
 	s, err := c.Settings(ctx)
 	if err != nil {
-		if a.loc != nil { // keep the old zone rather than fail a whole sync
-			return a.loc, nil
+		if a.loc != nil { // keep the old settings rather than fail a whole sync
+			return nil
 		}
-		return nil, fmt.Errorf("retailcrm: reading the account's time zone: %w", err)
+		return fmt.Errorf("retailcrm: reading the account's time zone: %w", err)
 	}
 	if s.Timezone == "" {
-		return nil, fmt.Errorf("retailcrm: /settings has no timezone")
+		return fmt.Errorf("retailcrm: /settings has no timezone")
 	}
 	loc, err := time.LoadLocation(s.Timezone)
 	if err != nil {
-		return nil, fmt.Errorf("retailcrm: the account's time zone %q: %w", s.Timezone, err)
+		return fmt.Errorf("retailcrm: the account's time zone %q: %w", s.Timezone, err)
 	}
-	a.loc, a.locAt = loc, time.Now()
-	return loc, nil
+	a.loc, a.currency, a.locAt = loc, strings.ToUpper(strings.TrimSpace(s.DefaultCurrency)), time.Now()
+	return nil
 }

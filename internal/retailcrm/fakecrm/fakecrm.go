@@ -316,6 +316,16 @@ func (s *Server) SetSettingsTimezone(value string) {
 	s.tzOverride = &value
 }
 
+// SetDefaultCurrency sets settings.default_currency ("" reports the value
+// empty: an account that says nothing), which an order seeded without a
+// currency is given. An order seeded with "currency": nil (or "") keeps
+// it so, as RetailCRM shows an order that has none.
+func (s *Server) SetDefaultCurrency(code string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.currency = code
+}
+
 // SetTimezone sets settings.timezone; dates are written in it.
 func (s *Server) SetTimezone(name string) {
 	loc, err := time.LoadLocation(name)

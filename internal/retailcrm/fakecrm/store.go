@@ -246,7 +246,9 @@ func (s *Server) completeOrder(doc O) {
 	setDefault(doc, "status", s.firstStatus())
 	setDefault(doc, "createdAt", s.stamp())
 	setDefault(doc, "statusUpdatedAt", doc["createdAt"])
-	setDefault(doc, "currency", s.currency)
+	if _, given := doc["currency"]; !given { // "currency": nil stays null
+		doc["currency"] = s.currency
+	}
 	for _, k := range []string{"summ", "totalSumm", "purchaseSumm", "prepaySum"} {
 		setDefault(doc, k, 0)
 	}
