@@ -237,6 +237,9 @@ func (ts *Tasks) applyRetail(ctx context.Context, t *Task, in TaskInput, creatin
 	if in.ColumnMapping != nil {
 		merged := maps.Clone(t.ColumnMapping)
 		maps.Copy(merged, *in.ColumnMapping)
+		if err := ts.checkOrderIDSource(ctx, t, merged["order_id"], creating); err != nil {
+			return err
+		}
 		if !maps.Equal(merged, t.ColumnMapping) {
 			t.ColumnMapping = merged
 			t.resetCursor() // orders read before must be read again with the new mapping
@@ -303,6 +306,31 @@ func (ts *Tasks) applyRetail(ctx context.Context, t *Task, in TaskInput, creatin
 	}
 	t.APIKey = MaskKey(key)
 	return nil
+}
+
+// checkOrderIDSource refuses changing where the order id comes from once
+// the task has imported orders: every order would be read again under a new
+// id and stored beside its old row, which nothing removes (imported orders
+// are not deleted), so reports would count each twice.
+func (ts *Tasks) checkOrderIDSource(ctx context.Context, t *Task, next string, creating bool) error {
+	prev := strings.TrimSpace(t.ColumnMapping["order_id"])
+	if creating || strings.TrimSpace(next) == prev {
+		return nil
+	}
+	var n int
+	if err := ts.DB.Reader().QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM crm_imports
+		WHERE counter_id = $1 AND task_id = $2 AND status = $3 AND inserted > 0 LIMIT 1) AS x`,
+		t.CounterID, t.ID, crm.StatusPassed).Scan(&n); err != nil {
+		return fmt.Errorf("imports: task %d: look up its imports: %w", t.ID, err)
+	}
+	if n == 0 {
+		return nil
+	}
+	to := strings.TrimSpace(next)
+	return &InvalidError{"column_mapping.order_id", fmt.Sprintf("cannot change from %q to %q: this task has imported orders keyed by %q, "+
+		"and reading them again keyed by %q would store each beside its old row, so reports would count it twice. "+
+		"Imported orders cannot be deleted yet, so keep order_id %q (a new task in this counter keyed by %q would duplicate them the same way)",
+		prev, to, prev, to, prev, to)}
 }
 
 // missingDefaultFields notes each default session or visitor custom field

@@ -1,6 +1,8 @@
 package imports
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,6 +64,43 @@ func TestRetailOrderCurrencyFromAccount(t *testing.T) {
 			if got := f.order(t, itoa(usd)).Currency; got != "USD" {
 				t.Errorf("account currency %q: an order in usd is in %q", tc.account, got)
 			}
+		}
+	})
+}
+
+// Where the order id comes from cannot change once the task has imported
+// orders (each would be stored again under its new id, beside the old row):
+// a 400 naming column_mapping.order_id that says what to do. Before the
+// first import it can.
+func TestRetailOrderIDSourceFixedOnceImported(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newRetailFixture(t, db)
+		f.crm.AddOrder(fakecrm.O{"createdAt": time.Now().Add(-time.Hour), "totalSumm": 100})
+		task, err := f.create(TaskInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Nothing imported yet: free to change, and back.
+		for _, src := range []string{"number", "id"} {
+			if _, err := f.tasks.Update(f.ctx, f.c.ID, task.ID, TaskInput{ColumnMapping: &map[string]string{"order_id": src}}); err != nil {
+				t.Fatalf("order_id %s before any import: %v", src, err)
+			}
+		}
+		if _, err := f.run(t, task.ID); err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.tasks.Update(f.ctx, f.c.ID, task.ID, TaskInput{ColumnMapping: &map[string]string{"order_id": "number"}})
+		var ie *InvalidError
+		if !errors.As(err, &ie) || ie.Field != "column_mapping.order_id" || !strings.Contains(ie.Message, "count it twice") ||
+			!strings.Contains(ie.Message, `keep order_id "id"`) {
+			t.Fatalf("order_id changed after an import: %v", err)
+		}
+		if got := f.stored(t, task.ID).ColumnMapping["order_id"]; got != "id" {
+			t.Errorf("order_id stored: %q", got)
+		}
+		// The same source, and other parameters, still change.
+		if _, err := f.tasks.Update(f.ctx, f.c.ID, task.ID, TaskInput{ColumnMapping: &map[string]string{"order_id": " id ", "comment": "managerComment"}}); err != nil {
+			t.Errorf("other parameters after an import: %v", err)
 		}
 	})
 }

@@ -126,6 +126,11 @@ func TestRetailCRMImportTask(t *testing.T) {
 		if r := do("GET", api+"/orders/1", f.tokA, ""); r.status != 200 || !strings.Contains(string(r.body), `"sid":"abc"`) {
 			t.Errorf("order: %d %s", r.status, r.body)
 		}
+		// Its orders are keyed by id now: the key's source stays.
+		r = do("PATCH", tpath, f.tokA, `{"column_mapping": {"order_id": "number"}}`)
+		if r.status != 400 || !strings.Contains(string(r.body), `"field":"column_mapping.order_id"`) || !strings.Contains(string(r.body), "count it twice") {
+			t.Errorf("order_id changed after a run: %d %s", r.status, r.body)
+		}
 		// A run that fails says why.
 		fake.SetAccountMissing(true)
 		r = do("POST", tpath+"/run", f.tokA, "")
