@@ -506,6 +506,9 @@ func TestPushRateLimitHeld(t *testing.T) {
 func TestPullLinksDeals(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		f := newFixture(t, db)
+		// The account is ten hours east of UTC (and of the counter): its
+		// zoneless dates are placed in its zone, read from /settings.
+		f.crm.SetTimezone("Asia/Vladivostok")
 		now := f.clock.Now()
 		f.crm.AddUser(fakecrm.User{ID: 28, FirstName: "Мария", LastName: "Петрова"})
 		// Leads: a request and a call from the same phone (the call wins),
@@ -518,7 +521,9 @@ func TestPullLinksDeals(t *testing.T) {
 		ivan := f.crm.AddCustomer(fakecrm.O{"firstName": "Иван", "phones": []fakecrm.O{{"number": "8 916 123-45-67"}}})
 		anna := f.crm.AddCustomer(fakecrm.O{"firstName": "Анна", "email": "anna@example.ru"})
 		old := f.crm.AddCustomer(fakecrm.O{"firstName": "Old", "phones": []fakecrm.O{{"number": "+79165550000"}}})
-		o1 := f.crm.AddOrder(fakecrm.O{"number": "7141C", "customer": fakecrm.O{"id": ivan}, "status": "assembling", "totalSumm": 1395.16, "managerId": 28})
+		created := now.Add(-30 * time.Minute)
+		o1 := f.crm.AddOrder(fakecrm.O{"number": "7141C", "customer": fakecrm.O{"id": ivan}, "status": "assembling", "totalSumm": 1395.16, "managerId": 28,
+			"createdAt": created})
 		o2 := f.crm.AddOrder(fakecrm.O{"customer": fakecrm.O{"id": anna}, "status": "complete", "totalSumm": 500})
 		o3 := f.crm.AddOrder(fakecrm.O{"customer": fakecrm.O{"id": old}, "status": "new"})
 		o4 := f.crm.AddOrder(fakecrm.O{"status": "new"})
@@ -537,6 +542,9 @@ func TestPullLinksDeals(t *testing.T) {
 		if d1.Intake != retailsync.Intake || d1.Status != "assembling" || d1.Revenue != 139516 || d1.StatusType != crm.InProgress ||
 			d1.CallerPhone != "79161234567" || d1.ContactID != fmt.Sprint(ivan) {
 			t.Fatalf("deal 1: %+v", d1)
+		}
+		if !d1.CreatedAt.Equal(created) {
+			t.Fatalf("deal 1 created at %v, want %v (the account's %s)", d1.CreatedAt, created, created.In(f.crm.Location()).Format(time.DateTime))
 		}
 		attrs := d1.Attributes
 		if attrs[retailsync.AttrNumber][0] != "7141C" || attrs[retailsync.AttrFunnel][0] != "shop" ||
