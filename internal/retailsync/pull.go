@@ -1,6 +1,7 @@
 package retailsync
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -98,6 +99,11 @@ func (w *Worker) pull(ctx context.Context, in *Integration, until time.Time) err
 		r.c, err = w.client(in)
 	}
 	if err == nil {
+		// A deal without a currency is in the account's (cached with its
+		// settings, so no extra request).
+		r.currency, err = r.c.DefaultCurrency(ctx)
+	}
+	if err == nil {
 		_, err = crm.Import(ctx, w.DB, in.counterID, crm.Options{Intake: Intake, Format: "JSON", Source: "SYNC", Origin: in.URL,
 			Mode: crm.Save, SkipBadRows: true}, func() (crm.RowReader, error) { return r, nil })
 	}
@@ -155,6 +161,8 @@ type dealReader struct {
 	line  int
 	buf   []any
 	users map[int64]string // manager names, per pull
+	// currency is the account's default, for deals that name none.
+	currency string
 
 	// The first pull: the walk of all orders created before start.
 	page    int
@@ -304,8 +312,8 @@ func (r *dealReader) deal(o retailcrm.Order, l link) *crm.Order {
 	if !o.StatusUpdatedAt.IsZero() {
 		d.UpdatedAt, d.Has = o.StatusUpdatedAt.UTC(), d.Has|crm.FUpdatedAt
 	}
-	if o.Currency != "" {
-		d.Currency, d.Has = strings.ToUpper(o.Currency), d.Has|crm.FCurrency
+	if cur := cmp.Or(o.Currency, r.currency); cur != "" {
+		d.Currency, d.Has = strings.ToUpper(cur), d.Has|crm.FCurrency
 	}
 	d.Phones, d.Emails = contacts(o)
 	switch l.kind {

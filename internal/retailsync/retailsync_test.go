@@ -509,6 +509,7 @@ func TestPullLinksDeals(t *testing.T) {
 		// The account is ten hours east of UTC (and of the counter): its
 		// zoneless dates are placed in its zone, read from /settings.
 		f.crm.SetTimezone("Asia/Vladivostok")
+		f.crm.SetDefaultCurrency("KZT")
 		now := f.clock.Now()
 		f.crm.AddUser(fakecrm.User{ID: 28, FirstName: "Мария", LastName: "Петрова"})
 		// Leads: a request and a call from the same phone (the call wins),
@@ -527,6 +528,7 @@ func TestPullLinksDeals(t *testing.T) {
 		o2 := f.crm.AddOrder(fakecrm.O{"customer": fakecrm.O{"id": anna}, "status": "complete", "totalSumm": 500})
 		o3 := f.crm.AddOrder(fakecrm.O{"customer": fakecrm.O{"id": old}, "status": "new"})
 		o4 := f.crm.AddOrder(fakecrm.O{"status": "new"})
+		o5 := f.crm.AddOrder(fakecrm.O{"status": "new", "currency": nil}) // in the account's currency
 		f.clock.Add(15 * time.Minute)
 		f.active() // the first pull is due at once
 
@@ -560,6 +562,9 @@ func TestPullLinksDeals(t *testing.T) {
 		}
 		if p, err := matching.OrderPath(f.ctx, db, f.c.ID, fmt.Sprint(o1)); err != nil || p.Rung != matching.RungCallerPhone {
 			t.Fatalf("deal 1 matched: %+v, %v; want by the caller phone", p, err)
+		}
+		if d := get(o5); d.Currency != "KZT" {
+			t.Errorf("a deal without a currency: %q, want the account's KZT", d.Currency)
 		}
 		for _, id := range []int64{o3, o4} {
 			if d := get(id); d.Attributes[retailsync.AttrLead][0] != retailsync.LeadNotFound {
