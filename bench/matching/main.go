@@ -65,6 +65,7 @@ var (
 	nOrders   = flag.Int("orders", 300_000, "orders")
 	scale     = flag.Float64("scale", 1, "multiply every size by this")
 	nReports  = flag.Int("reports", 20, "warm report runs")
+	doReport  = flag.Bool("report", true, "measure the report too (false: matching only)")
 	profile   = flag.String("cpuprofile", "", "match in this process, not a child, and write its CPU profile here")
 )
 
@@ -204,6 +205,9 @@ func measure(engine, dsn, bin string) error {
 		time.Since(t1).Round(time.Millisecond), late, ingest.Round(time.Millisecond), queued, st.Orders)
 
 	// (c) The report, against plain GROUP BYs.
+	if !*doReport {
+		return nil
+	}
 	return g.reports(ctx, engine, c)
 }
 

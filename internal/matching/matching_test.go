@@ -417,10 +417,8 @@ func TestRepeatLeadKeepsOnlyTheLastVisitor(t *testing.T) {
 	})
 }
 
-// More keys than SQLite binds one by one go as a JSON array: same match.
+// An order with several client ids, some without sessions: each is probed.
 func TestManyKeys(t *testing.T) {
-	old := matching.SetMaxSQLiteKeys(1)
-	defer matching.SetMaxSQLiteKeys(old)
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		f := newFixture(t, db)
 		f.session("m1", uid(1), day.Add(-48*time.Hour), "ad", "yandex", "cpc", "one")
