@@ -67,23 +67,7 @@ func NewFetcher(o FetcherOptions) *Fetcher {
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Minute
 	}
-	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
-	if !o.AllowPrivate {
-		dialer.Control = func(_, address string, _ syscall.RawConn) error {
-			host, _, err := net.SplitHostPort(address)
-			if err != nil {
-				return err
-			}
-			ip, err := netip.ParseAddr(host)
-			if err != nil {
-				return fmt.Errorf("unexpected address %q", address)
-			}
-			if !PublicAddr(ip) {
-				return ErrPrivateAddress
-			}
-			return nil
-		}
-	}
+	dialer := GuardedDialer(30*time.Second, o.AllowPrivate)
 	transport := &http.Transport{
 		Proxy:                 nil, // a proxy would hide the real target from the check above
 		DialContext:           dialer.DialContext,
@@ -105,6 +89,64 @@ func NewFetcher(o FetcherOptions) *Fetcher {
 		maxBytes: o.MaxBytes,
 		timeout:  o.Timeout,
 	}
+}
+
+// GuardedDialer returns a dialer that, unless private addresses are
+// allowed, refuses to connect to a non-public one: checked on the address
+// actually dialled, after the name is resolved, so a DNS name pointing at
+// 127.0.0.1 (or a redirect to one) is refused like the address.
+func GuardedDialer(timeout time.Duration, allowPrivate bool) *net.Dialer {
+	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	if !allowPrivate {
+		dialer.Control = func(_, address string, _ syscall.RawConn) error {
+			host, _, err := net.SplitHostPort(address)
+			if err != nil {
+				return err
+			}
+			ip, err := netip.ParseAddr(host)
+			if err != nil {
+				return fmt.Errorf("unexpected address %q", address)
+			}
+			if !PublicAddr(ip) {
+				return ErrPrivateAddress
+			}
+			return nil
+		}
+	}
+	return dialer
+}
+
+// CheckHost refuses a host that is or resolves to a non-public address, so
+// a user hears it when saving a URL rather than at the first connection. A
+// name that does not resolve now is accepted: each connection checks again
+// (GuardedDialer). resolve is net.DefaultResolver's when nil.
+func CheckHost(ctx context.Context, host string, resolve func(context.Context, string) ([]netip.Addr, error)) error {
+	if h := strings.ToLower(strings.TrimSuffix(host, ".")); h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return ErrPrivateAddress
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if !PublicAddr(ip) {
+			return ErrPrivateAddress
+		}
+		return nil
+	}
+	if resolve == nil {
+		resolve = func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	addrs, err := resolve(ctx, host)
+	if err != nil {
+		return nil
+	}
+	for _, a := range addrs {
+		if !PublicAddr(a) {
+			return ErrPrivateAddress
+		}
+	}
+	return nil
 }
 
 // PublicAddr reports whether ip is an address on the public internet.

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -198,39 +197,12 @@ func (ts *Tasks) apply(ctx context.Context, t *Task, in TaskInput, creating bool
 }
 
 // checkHost refuses, unless allowed, a host that is or resolves to a
-// non-public address — so the user hears it when saving, not an hour later.
-// A name that does not resolve now is accepted: each fetch checks again.
+// non-public address (CheckHost).
 func (ts *Tasks) checkHost(ctx context.Context, host string) error {
 	if ts.AllowPrivate {
 		return nil
 	}
-	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
-		return ErrPrivateAddress
-	}
-	if ip, err := netip.ParseAddr(host); err == nil {
-		if !PublicAddr(ip) {
-			return ErrPrivateAddress
-		}
-		return nil
-	}
-	resolve := ts.Resolve
-	if resolve == nil {
-		resolve = func(ctx context.Context, host string) ([]netip.Addr, error) {
-			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-		}
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	addrs, err := resolve(ctx, host)
-	if err != nil {
-		return nil
-	}
-	for _, a := range addrs {
-		if !PublicAddr(a) {
-			return ErrPrivateAddress
-		}
-	}
-	return nil
+	return CheckHost(ctx, host, ts.Resolve)
 }
 
 // Create stores a new task. An active task is due at once.

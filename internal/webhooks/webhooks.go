@@ -18,11 +18,9 @@ import (
 	"errors"
 	"fmt"
 	"github.com/throughline/throughline/internal/secrets"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/throughline/throughline/internal/imports"
@@ -110,40 +108,12 @@ func (g Guard) CheckURL(ctx context.Context, text string) (string, error) {
 
 // checkHost refuses, unless allowed, a host that is or resolves to a
 // non-public address, so the user hears it when saving rather than in the
-// delivery log. A name that does not resolve now is accepted: each
-// connection checks again. (This is imports' rule for feeds; its check is a
-// method of imports.Tasks, so it is restated here over the same PublicAddr.)
+// delivery log (imports.CheckHost, the rule for feeds).
 func (g Guard) checkHost(ctx context.Context, host string) error {
 	if g.AllowPrivate {
 		return nil
 	}
-	if h := strings.ToLower(strings.TrimSuffix(host, ".")); h == "localhost" || strings.HasSuffix(h, ".localhost") {
-		return imports.ErrPrivateAddress
-	}
-	if ip, err := netip.ParseAddr(host); err == nil {
-		if !imports.PublicAddr(ip) {
-			return imports.ErrPrivateAddress
-		}
-		return nil
-	}
-	resolve := g.Resolve
-	if resolve == nil {
-		resolve = func(ctx context.Context, host string) ([]netip.Addr, error) {
-			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-		}
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	addrs, err := resolve(ctx, host)
-	if err != nil {
-		return nil
-	}
-	for _, a := range addrs {
-		if !imports.PublicAddr(a) {
-			return imports.ErrPrivateAddress
-		}
-	}
-	return nil
+	return imports.CheckHost(ctx, host, g.Resolve)
 }
 
 // Client returns the HTTP client deliveries are posted with: no proxy (it
@@ -153,23 +123,7 @@ func (g Guard) checkHost(ctx context.Context, host string) error {
 // user set, not wherever a response points), and timeout for the whole
 // exchange.
 func (g Guard) Client(timeout time.Duration) *http.Client {
-	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
-	if !g.AllowPrivate {
-		dialer.Control = func(_, address string, _ syscall.RawConn) error {
-			host, _, err := net.SplitHostPort(address)
-			if err != nil {
-				return err
-			}
-			ip, err := netip.ParseAddr(host)
-			if err != nil {
-				return fmt.Errorf("unexpected address %q", address)
-			}
-			if !imports.PublicAddr(ip) {
-				return imports.ErrPrivateAddress
-			}
-			return nil
-		}
-	}
+	dialer := imports.GuardedDialer(timeout, g.AllowPrivate)
 	return &http.Client{
 		Transport: &http.Transport{
 			Proxy:                 nil,
