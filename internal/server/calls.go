@@ -161,15 +161,8 @@ func boolParam(w http.ResponseWriter, q url.Values, name string) (*bool, bool) {
 }
 
 func (s *Server) listCalls(w http.ResponseWriter, r *http.Request, id int64) {
-	c, err := counter.Get(r.Context(), s.db, id)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	q := r.URL.Query()
-	from, to, apiErr := timeRange(q.Get("from"), q.Get("to"), c.Location())
-	if apiErr != nil {
-		writeError(w, apiErr)
+	q, from, to, ok := s.queryRange(w, r, id)
+	if !ok {
 		return
 	}
 	limit, apiErr := pageSize(q.Get("limit"))
@@ -178,7 +171,6 @@ func (s *Server) listCalls(w http.ResponseWriter, r *http.Request, id int64) {
 		return
 	}
 	query := calltracking.CallQuery{From: from, To: to, Limit: limit, Cursor: q.Get("cursor")}
-	var ok bool
 	if query.Answered, ok = boolParam(w, q, "answered"); !ok {
 		return
 	}
@@ -454,15 +446,8 @@ func (s *Server) createLead(w http.ResponseWriter, r *http.Request, id int64) {
 }
 
 func (s *Server) listLeads(w http.ResponseWriter, r *http.Request, id int64) {
-	c, err := counter.Get(r.Context(), s.db, id)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	q := r.URL.Query()
-	from, to, apiErr := timeRange(q.Get("from"), q.Get("to"), c.Location())
-	if apiErr != nil {
-		writeError(w, apiErr)
+	q, from, to, ok := s.queryRange(w, r, id)
+	if !ok {
 		return
 	}
 	limit, apiErr := pageSize(q.Get("limit"))
@@ -471,7 +456,6 @@ func (s *Server) listLeads(w http.ResponseWriter, r *http.Request, id int64) {
 		return
 	}
 	query := leads.Query{From: from, To: to, Type: strings.ToLower(q.Get("type")), Limit: limit, Cursor: q.Get("cursor")}
-	var ok bool
 	if query.Session, ok = boolParam(w, q, "session"); !ok {
 		return
 	}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/throughline/throughline/internal/attribution"
-	"github.com/throughline/throughline/internal/counter"
 	"github.com/throughline/throughline/internal/crm"
 	"github.com/throughline/throughline/internal/matching"
 )
@@ -19,15 +18,8 @@ import (
 // listOrders answers GET /api/v1/counters/{id}/orders?from=&to=&status_type=&matched=&model=&limit=&cursor=&format=.
 // JSON pages through the orders; format=csv streams every matching order.
 func (s *Server) listOrders(w http.ResponseWriter, r *http.Request, id int64) {
-	c, err := counter.Get(r.Context(), s.db, id)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	q := r.URL.Query()
-	from, to, apiErr := timeRange(q.Get("from"), q.Get("to"), c.Location())
-	if apiErr != nil {
-		writeError(w, apiErr)
+	q, from, to, ok := s.queryRange(w, r, id)
+	if !ok {
 		return
 	}
 	format := strings.ToLower(q.Get("format"))

@@ -123,15 +123,8 @@ func (s *Server) refreshRollups(ctx context.Context) error {
 // ?from=&to=&goal=created|paid&target=&max_age_days= with a CSV file ready
 // to upload to Metrica.
 func (s *Server) metricaConversions(w http.ResponseWriter, r *http.Request, id int64) {
-	c, err := counter.Get(r.Context(), s.db, id)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	q := r.URL.Query()
-	from, to, apiErr := timeRange(q.Get("from"), q.Get("to"), c.Location())
-	if apiErr != nil {
-		writeError(w, apiErr)
+	q, from, to, ok := s.queryRange(w, r, id)
+	if !ok {
 		return
 	}
 	mq := exports.MetricaQuery{From: from, To: to, Goal: cmp.Or(q.Get("goal"), exports.GoalPaid), Target: q.Get("target"),
@@ -140,6 +133,7 @@ func (s *Server) metricaConversions(w http.ResponseWriter, r *http.Request, id i
 		mq.Target = "crm_order_" + mq.Goal
 	}
 	if v := q.Get("max_age_days"); v != "" {
+		var err error
 		if mq.MaxAgeDays, err = strconv.Atoi(v); err != nil {
 			writeError(w, badRequest("max_age_days", "max_age_days must be a whole number of days (0: no limit)"))
 			return

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -17,15 +18,8 @@ const (
 
 // listSessions answers GET /api/v1/counters/{id}/sessions?from=&to=&limit=&cursor=.
 func (s *Server) listSessions(w http.ResponseWriter, r *http.Request, id int64) {
-	c, err := counter.Get(r.Context(), s.db, id)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	q := r.URL.Query()
-	from, to, apiErr := timeRange(q.Get("from"), q.Get("to"), c.Location())
-	if apiErr != nil {
-		writeError(w, apiErr)
+	q, from, to, ok := s.queryRange(w, r, id)
+	if !ok {
 		return
 	}
 	limit, apiErr := pageSize(q.Get("limit"))
@@ -57,6 +51,23 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request, id int64) {
 		return
 	}
 	writeJSON(w, http.StatusOK, sess)
+}
+
+// queryRange reads a list's query and its from/to (days in the counter's
+// time zone), answering the error itself when it returns !ok.
+func (s *Server) queryRange(w http.ResponseWriter, r *http.Request, id int64) (q url.Values, from, to time.Time, ok bool) {
+	c, err := counter.Get(r.Context(), s.db, id)
+	if err != nil {
+		s.fail(w, r, err)
+		return nil, from, to, false
+	}
+	q = r.URL.Query()
+	from, to, apiErr := timeRange(q.Get("from"), q.Get("to"), c.Location())
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return nil, from, to, false
+	}
+	return q, from, to, true
 }
 
 // timeRange reads from/to query values: RFC 3339 times, or dates
