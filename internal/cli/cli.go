@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/throughline/throughline/internal/counter"
 	"github.com/throughline/throughline/internal/secrets"
 	"io"
 	"log/slog"
@@ -234,6 +235,21 @@ func (d *dataFlags) secrets() (*secrets.Box, error) {
 		return nil, fmt.Errorf("--secret-key: %w", err)
 	}
 	return box, nil
+}
+
+// openCounter opens the database (open) and reads counter id; the caller
+// closes the database.
+func (d *dataFlags) openCounter(ctx context.Context, id int64) (*store.DB, counter.Counter, error) {
+	db, _, err := d.open(ctx)
+	if err != nil {
+		return nil, counter.Counter{}, err
+	}
+	c, err := counter.Get(ctx, db, id)
+	if err != nil {
+		db.Close()
+		return nil, counter.Counter{}, notFound(err, fmt.Sprintf("counter %d", id))
+	}
+	return db, c, nil
 }
 
 // open opens the database and brings its schema up to date.

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/throughline/throughline/internal/costs"
-	"github.com/throughline/throughline/internal/counter"
 	"github.com/throughline/throughline/internal/crm"
 	"github.com/throughline/throughline/internal/imports"
 )
@@ -42,15 +41,11 @@ func runImportCosts(ctx context.Context, cio cmdIO, args []string) error {
 		return err
 	}
 
-	db, _, err := d.open(ctx)
+	db, c, err := d.openCounter(ctx, cf.id)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	c, err := counter.Get(ctx, db, cf.id)
-	if err != nil {
-		return notFound(err, fmt.Sprintf("counter %d", cf.id))
-	}
 	var r io.Reader
 	if source == "-" {
 		r = imports.LimitReader(os.Stdin, maxBytes, "standard input")

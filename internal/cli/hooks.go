@@ -45,15 +45,11 @@ func runHookCreate(ctx context.Context, cio cmdIO, args []string) error {
 	if in.Provider == "" {
 		return &usageError{cmd, "--provider is required: one of generic, zadarma, mango, twilio"}
 	}
-	db, _, err := d.open(ctx)
+	db, c, err := d.openCounter(ctx, cf.id)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	c, err := counter.Get(ctx, db, cf.id)
-	if err != nil {
-		return notFound(err, fmt.Sprintf("counter %d", cf.id))
-	}
 	box, err := d.secrets()
 	if err != nil {
 		return err

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/throughline/throughline/internal/counter"
 	"github.com/throughline/throughline/internal/crm"
 	"github.com/throughline/throughline/internal/imports"
 )
@@ -116,15 +115,11 @@ func runImportOrders(ctx context.Context, cio cmdIO, args []string) error {
 		return err
 	}
 
-	db, _, err := d.open(ctx)
+	db, c, err := d.openCounter(ctx, cf.id)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	c, err := counter.Get(ctx, db, cf.id)
-	if err != nil {
-		return notFound(err, fmt.Sprintf("counter %d", cf.id))
-	}
 	var attrs []crm.Attribute
 	if intake != crm.K50Feed {
 		if attrs, err = crm.Attributes(ctx, db, c.ID, crm.EntityOrder); err != nil {

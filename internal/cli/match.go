@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/throughline/throughline/internal/counter"
 	"github.com/throughline/throughline/internal/crm"
 	"github.com/throughline/throughline/internal/matching"
 )
@@ -29,15 +28,11 @@ func runMatch(ctx context.Context, cio cmdIO, args []string) error {
 	if err := cf.required(cmd); err != nil {
 		return err
 	}
-	db, _, err := d.open(ctx)
+	db, c, err := d.openCounter(ctx, cf.id)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	c, err := counter.Get(ctx, db, cf.id)
-	if err != nil {
-		return notFound(err, fmt.Sprintf("counter %d", cf.id))
-	}
 	if all {
 		if _, err := matching.EnqueueAll(ctx, db.Writer(), c.ID, time.Now()); err != nil {
 			return err
