@@ -47,6 +47,7 @@ func main() {
 	visitors := flag.Int("visitors", 100000, "distinct visitors the hits come from")
 	pg := flag.String("postgres", cmpOr(os.Getenv("THROUGHLINE_TEST_POSTGRES"), "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"),
 		"PostgreSQL server to create a scratch database on")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of each throughline server over the middle of its measured run to PREFIX-ENGINE.pprof")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("bench: ")
@@ -64,7 +65,7 @@ func main() {
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/throughline").CombinedOutput(); err != nil {
 		log.Fatalf("go build: %v\n%s", err, out)
 	}
-	w := wrkRun{threads: *threads, conns: *conns, duration: *duration, warmup: *warmup, visitors: *visitors, dir: work}
+	w := wrkRun{threads: *threads, conns: *conns, duration: *duration, warmup: *warmup, visitors: *visitors, dir: work, profile: *profile}
 
 	log.Printf("baseline: no-op Go handler, %d connections, %s", *conns, *duration)
 	noop, err := w.againstNoop()
@@ -87,6 +88,17 @@ func main() {
 		fmt.Printf("%-22s %10.0f %7.2f %9s %9s %9d  %.0f → %.0f, peak %.0f; %d hits stored, %d answered in the measured run (plus the warm-up)\n",
 			"collect "+r.engine, r.rps, r.rps/noop.rps, r.p50, r.p99, r.errors, r.rssStart, r.rssEnd, r.rssPeak, r.stored, r.requests)
 	}
+	fmt.Printf("\nCPU per request during the measured run (µs) and the machine's idle share:\n")
+	fmt.Printf("%-22s %8s %8s %10s %8s %6s\n", "target", "server", "wrk", "postgres", "total", "idle")
+	for _, r := range append([]result{noop}, results...) {
+		name := "no-op handler"
+		if r.engine != "" {
+			name = "collect " + r.engine
+		}
+		us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+		fmt.Printf("%-22s %8.1f %8.1f %10.1f %8.1f %5.0f%%\n", name, us(r.cpuServer), us(r.cpuWrk), us(r.cpuPostgres),
+			us(r.cpuServer+r.cpuWrk+r.cpuPostgres), 100*r.idle)
+	}
 }
 
 func cmpOr(a, b string) string {
@@ -100,6 +112,7 @@ type wrkRun struct {
 	threads, conns, visitors int
 	duration, warmup         time.Duration
 	dir                      string
+	profile                  string // file name prefix for CPU profiles; empty: none
 }
 
 type result struct {
@@ -108,6 +121,10 @@ type result struct {
 	p50, p99                  time.Duration
 	requests, errors, stored  int64
 	rssStart, rssEnd, rssPeak float64
+	// CPU time spent during the measured run, per answered request: by the
+	// server, by wrk, by PostgreSQL's processes; and the machine's idle share.
+	cpuServer, cpuWrk, cpuPostgres time.Duration
+	idle                           float64
 }
 
 // script writes the wrk Lua script: every request is one hit from one of
@@ -147,7 +164,8 @@ func (w wrkRun) againstNoop() (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	return w.load("http://"+ln.Addr().String(), script, nil)
+	self := os.Getpid() // the handler runs in this process: its CPU is the server's
+	return w.load("http://"+ln.Addr().String(), script, &self)
 }
 
 func (w wrkRun) againstThroughline(bin, engine, pgURL string) (result, error) {
@@ -185,8 +203,15 @@ func (w wrkRun) againstThroughline(bin, engine, pgURL string) (result, error) {
 		return result{}, err
 	}
 
-	cmd := command(bin, env, "serve", "--addr", "127.0.0.1:0", "--log-format", "json",
-		"--trusted-proxies", "127.0.0.1/32")
+	args := []string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--trusted-proxies", "127.0.0.1/32"}
+	debugAddr := ""
+	if w.profile != "" {
+		if debugAddr, err = freeAddr(); err != nil {
+			return result{}, err
+		}
+		args = append(args, "--debug-addr", debugAddr)
+	}
+	cmd := command(bin, env, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return result{}, err
@@ -203,9 +228,22 @@ func (w wrkRun) againstThroughline(bin, engine, pgURL string) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
+	profiled := make(chan error, 1)
+	if debugAddr != "" {
+		go func() {
+			// Profile the middle half of the measured run.
+			time.Sleep(w.warmup + w.duration/4)
+			profiled <- saveProfile(debugAddr, w.duration/2, w.profile+"-"+engine+".pprof")
+		}()
+	} else {
+		profiled <- nil
+	}
 	r, err := w.load("http://"+addr, script, &cmd.Process.Pid)
 	if err != nil {
 		return r, err
+	}
+	if err := <-profiled; err != nil {
+		log.Printf("%s: no CPU profile: %v", engine, err)
 	}
 	r.engine = engine
 	// Stop it cleanly and count what reached the database.
@@ -213,6 +251,38 @@ func (w wrkRun) againstThroughline(bin, engine, pgURL string) (result, error) {
 	cmd.Wait()
 	r.stored, err = countHits(dataDir, dsn, c.ID)
 	return r, err
+}
+
+// freeAddr returns a loopback address with a port nobody listens on now.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// saveProfile fetches a CPU profile of d from the server's profiler.
+func saveProfile(addr string, d time.Duration, path string) error {
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profiler: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	log.Printf("CPU profile of %s written to %s", d, path)
+	return f.Close()
 }
 
 func command(bin string, env []string, args ...string) *exec.Cmd {
@@ -239,6 +309,7 @@ func listeningAddr(r io.Reader) (string, error) {
 // load runs wrk for the warm-up and then the measured duration, sampling
 // the server's resident memory once a second when pid is given.
 func (w wrkRun) load(base, script string, pid *int) (result, error) {
+	var wrkCPU time.Duration
 	run := func(d time.Duration) (string, error) {
 		cmd := exec.Command("wrk", "-t", strconv.Itoa(w.threads), "-c", strconv.Itoa(w.conns),
 			"-d", fmt.Sprintf("%ds", int(d.Seconds())), "--latency", "-s", script, base)
@@ -246,6 +317,7 @@ func (w wrkRun) load(base, script string, pid *int) (result, error) {
 		if err != nil {
 			return "", fmt.Errorf("wrk: %v\n%s", err, out)
 		}
+		wrkCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 		return string(out), nil
 	}
 	if w.warmup > 0 {
@@ -274,7 +346,11 @@ func (w wrkRun) load(base, script string, pid *int) (result, error) {
 			}
 		}
 	}()
+	serverCPU0, pgCPU0, idle0, total0 := processCPU(pid), postgresCPU(), 0.0, 0.0
+	idle0, total0 = machineCPU()
 	out, err := run(w.duration)
+	serverCPU1, pgCPU1 := processCPU(pid), postgresCPU()
+	idle1, total1 := machineCPU()
 	close(stop)
 	<-sampled
 	if err != nil {
@@ -284,6 +360,13 @@ func (w wrkRun) load(base, script string, pid *int) (result, error) {
 	if err != nil {
 		return r, err
 	}
+	if r.requests > 0 {
+		n := time.Duration(r.requests)
+		r.cpuServer, r.cpuWrk, r.cpuPostgres = (serverCPU1-serverCPU0)/n, wrkCPU/n, (pgCPU1-pgCPU0)/n
+	}
+	if total1 > total0 {
+		r.idle = (idle1 - idle0) / (total1 - total0)
+	}
 	if pid != nil && len(rss) > 0 {
 		n := min(10, len(rss))
 		r.rssStart, r.rssEnd = maxOf(rss[:n]), maxOf(rss[len(rss)-n:])
@@ -292,6 +375,68 @@ func (w wrkRun) load(base, script string, pid *int) (result, error) {
 		}
 	}
 	return r, nil
+}
+
+// clockTick is the unit of CPU times in /proc (USER_HZ, 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// processCPU is the user+system CPU time a process has used so far.
+func processCPU(pid *int) time.Duration {
+	if pid == nil {
+		return 0
+	}
+	return statCPU(fmt.Sprintf("/proc/%d/stat", *pid))
+}
+
+func statCPU(path string) time.Duration {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	if !ok {
+		return 0
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * clockTick
+}
+
+// postgresCPU sums the CPU time of every running PostgreSQL process (the
+// server's backends for this run's connections stay up through it).
+func postgresCPU() time.Duration {
+	var sum time.Duration
+	paths, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil || !strings.Contains(string(b), "(postgres)") {
+			continue
+		}
+		sum += statCPU(p)
+	}
+	return sum
+}
+
+// machineCPU reads the idle and total jiffies of all CPUs from /proc/stat.
+func machineCPU() (idle, total float64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseFloat(f, 64)
+		total += v
+		if i == 3 || i == 4 { // idle, iowait
+			idle += v
+		}
+	}
+	return idle, total
 }
 
 func maxOf(xs []float64) float64 {

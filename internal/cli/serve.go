@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // served only on --debug-addr
 	"net/netip"
 	"net/url"
 	"os"
@@ -26,7 +27,7 @@ func runServe(ctx context.Context, cio cmdIO, args []string) error {
 	var d dataFlags
 	var addr, shutdownTimeout, proxies, rateText, burstText, batchText, delayText string
 	var ff feedFlags
-	var publicURL string
+	var publicURL, debugAddr string
 	var withDemo bool
 	f := newFlagSet("serve", "serve [flags]", cio.stdout)
 	f.BoolVar(&withDemo, "demo", false, "first create (or recreate) the demo counter with a synthetic month of data, and log its token")
@@ -38,6 +39,7 @@ func runServe(ctx context.Context, cio cmdIO, args []string) error {
 	f.stringVar(&burstText, "collect-burst", "THROUGHLINE_COLLECT_BURST", "500", "hits one client address may send in a burst above --collect-rate")
 	f.stringVar(&batchText, "commit-max-batch", "THROUGHLINE_COMMIT_MAX_BATCH", "1000", "most hits committed in one transaction")
 	f.stringVar(&delayText, "commit-max-delay", "THROUGHLINE_COMMIT_MAX_DELAY", "0s", "how long a batch of hits may wait for more before it commits (0: commit as soon as the writer is free)")
+	f.stringVar(&debugAddr, "debug-addr", "THROUGHLINE_DEBUG_ADDR", "", "address for Go's profiler (/debug/pprof/) on a listener of its own; keep it private (default: off)")
 	ff.register(f)
 	d.register(f)
 	if _, err := f.parse(args, cio.getenv, false); err != nil {
@@ -126,6 +128,17 @@ func runServe(ctx context.Context, cio cmdIO, args []string) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if debugAddr != "" {
+		dln, err := net.Listen("tcp", debugAddr)
+		if err != nil {
+			return fmt.Errorf("listen on %s (--debug-addr): %w", debugAddr, err)
+		}
+		defer dln.Close()
+		// net/http/pprof registers on http.DefaultServeMux, which nothing
+		// else serves: the profiler is reachable only on this listener.
+		go http.Serve(dln, http.DefaultServeMux)
+		log.Info("profiler listening", "addr", dln.Addr().String(), "url", "http://"+dln.Addr().String()+"/debug/pprof/")
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
