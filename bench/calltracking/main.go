@@ -153,9 +153,9 @@ func setup(dsn string) (*bench, error) {
 			args = append(args, c.ID, sid(int64(i)), visitor(int64(i)), t0)
 		}
 		if _, err := db.Writer().ExecContext(ctx, `WITH v(c, s, u, t) AS (VALUES `+db.Dialect().TypedValues(perInsert, "bigint", "text", "text", "timestamptz")+`)
-			INSERT INTO sessions (counter_id, sid, uuid, started_at, last_activity_at, landing_url, referrer,
-			utm_source, utm_medium, utm_campaign, utm_content, utm_term, click_ids, traffic_type, source, medium, pageviews, events, device, browser, os, ip)
-			SELECT c, s, u, t, t, 'https://shop.ru/', '', 'yandex', 'cpc', '', '', '', '{}', 'ad', 'yandex', 'cpc', 1, 0, 'desktop', 'Chrome', 'Linux', ''
+			INSERT INTO sessions (counter_id, sid, uuid, started_at, landing_url, referrer,
+			utm_source, utm_medium, utm_campaign, utm_content, utm_term, click_ids, traffic_type, source, medium, device, browser, os, ip)
+			SELECT c, s, u, t, 'https://shop.ru/', '', 'yandex', 'cpc', '', '', '', '{}', 'ad', 'yandex', 'cpc', 'desktop', 'Chrome', 'Linux', ''
 			FROM v`, args...); err != nil {
 			return nil, fmt.Errorf("record sessions: %w", err)
 		}

@@ -28,6 +28,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -163,6 +164,20 @@ func (w wrkRun) againstNoop() (result, error) {
 	script, err := w.script(1)
 	if err != nil {
 		return result{}, err
+	}
+	if w.profile != "" {
+		go func() {
+			time.Sleep(w.warmup + w.duration/4)
+			f, err := os.Create(w.profile + "-noop.pprof")
+			if err != nil {
+				log.Printf("no-op: no CPU profile: %v", err)
+				return
+			}
+			defer f.Close()
+			pprof.StartCPUProfile(f)
+			time.Sleep(w.duration / 2)
+			pprof.StopCPUProfile()
+		}()
 	}
 	self := os.Getpid() // the handler runs in this process: its CPU is the server's
 	return w.load("http://"+ln.Addr().String(), script, &self)

@@ -330,15 +330,15 @@ func (g *gen) insert(ctx context.Context, table string, cols []string, n int, ro
 }
 
 func (g *gen) load(ctx context.Context) error {
-	err := g.insert(ctx, "sessions", strings.Fields(`counter_id sid uuid started_at last_activity_at landing_url referrer utm_source utm_medium
-		utm_campaign utm_content utm_term click_ids traffic_type source medium pageviews events device browser os ip`), *nSessions, func(i int) []any {
+	err := g.insert(ctx, "sessions", strings.Fields(`counter_id sid uuid started_at landing_url referrer utm_source utm_medium
+		utm_campaign utm_content utm_term click_ids traffic_type source medium device browser os ip`), *nSessions, func(i int) []any {
 		s := sessionAt(i)
 		utmSource, utmMedium := s.src.source, s.src.medium
 		if s.src.typ != "ad" {
 			utmSource, utmMedium = "", ""
 		}
-		return []any{g.counter, s.sid, s.uuid, s.at, s.at.Add(3 * time.Minute), "https://bench.ru/", "", utmSource, utmMedium,
-			s.src.campaign, s.src.content, s.src.term, s.src.clicks, s.src.typ, s.src.source, s.src.medium, 3, 0, "desktop", "Chrome", "Linux", ""}
+		return []any{g.counter, s.sid, s.uuid, s.at, "https://bench.ru/", "", utmSource, utmMedium,
+			s.src.campaign, s.src.content, s.src.term, s.src.clicks, s.src.typ, s.src.source, s.src.medium, "desktop", "Chrome", "Linux", ""}
 	})
 	if err != nil {
 		return err

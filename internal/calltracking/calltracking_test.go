@@ -35,9 +35,9 @@ func newFixture(t *testing.T, db *store.DB) *fixture {
 // read its traffic.
 func (f *fixture) session(t *testing.T, sid, uuid, source, medium string) {
 	t.Helper()
-	_, err := f.db.Writer().Exec(`INSERT INTO sessions (counter_id, sid, uuid, started_at, last_activity_at, landing_url, referrer,
-		utm_source, utm_medium, utm_campaign, utm_content, utm_term, click_ids, traffic_type, source, medium, pageviews, events, device, browser, os, ip)
-		VALUES ($1, $2, $3, $4, $4, 'https://shop.ru/', '', $5, $6, 'winter', '', '', '{}', 'ad', $5, $6, 1, 0, 'desktop', 'Chrome', 'Linux', '')`,
+	_, err := f.db.Writer().Exec(`INSERT INTO sessions (counter_id, sid, uuid, started_at, landing_url, referrer,
+		utm_source, utm_medium, utm_campaign, utm_content, utm_term, click_ids, traffic_type, source, medium, device, browser, os, ip)
+		VALUES ($1, $2, $3, $4, 'https://shop.ru/', '', $5, $6, 'winter', '', '', '{}', 'ad', $5, $6, 'desktop', 'Chrome', 'Linux', '')`,
 		f.c.ID, sid, uuid, t0, source, medium)
 	if err != nil {
 		t.Fatal(err)

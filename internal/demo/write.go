@@ -48,9 +48,9 @@ func numbers(ctx context.Context, db *store.DB, counterID int64) (int64, error) 
 	return pool.ID, nil
 }
 
-var sessionColumns = []string{"counter_id", "sid", "uuid", "started_at", "last_activity_at", "landing_url", "referrer",
+var sessionColumns = []string{"counter_id", "sid", "uuid", "started_at", "landing_url", "referrer",
 	"utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "click_ids",
-	"traffic_type", "source", "medium", "pageviews", "events", "device", "browser", "os", "ip"}
+	"traffic_type", "source", "medium", "device", "browser", "os", "ip"}
 
 var hitColumns = []string{"counter_id", "sid", "at", "type", "url", "title", "name", "props"}
 
@@ -81,9 +81,9 @@ func traffic(ctx context.Context, db *store.DB, counterID, poolID int64, w *worl
 	var days []time.Time
 	for _, s := range w.sessions {
 		c := s.campaign
-		rows = append(rows, []any{counterID, s.sid, s.v.uuid, s.start.UTC(), s.last.UTC(), s.landing, s.referrer,
+		rows = append(rows, []any{counterID, s.sid, s.v.uuid, s.start.UTC(), s.landing, s.referrer,
 			c.Source, c.Medium, c.Name, c.Content, c.Term, clickIDs(c),
-			string(s.source.Type), s.source.Source, s.source.Medium, s.pageviews, s.events, s.v.device, s.v.browser, s.v.os, s.v.ip})
+			string(s.source.Type), s.source.Source, s.source.Medium, s.v.device, s.v.browser, s.v.os, s.v.ip})
 		for _, h := range s.hits {
 			hits = append(hits, []any{counterID, s.sid, h.at.UTC(), h.typ, h.url, h.title, h.event, h.props})
 		}

@@ -25,9 +25,9 @@ func TestMetricaOfflineConversions(t *testing.T) {
 		}
 		at := func(day, hour int) time.Time { return time.Date(2026, 3, day, hour, 0, 0, 0, time.UTC) }
 		session := func(sid, uuid string, t0 time.Time, clicks string) {
-			if _, err := db.Writer().Exec(`INSERT INTO sessions (counter_id, sid, uuid, started_at, last_activity_at, landing_url, referrer,
-				utm_source, utm_medium, utm_campaign, utm_content, utm_term, click_ids, traffic_type, source, medium, pageviews, events, device, browser, os, ip)
-				VALUES ($1, $2, $3, $4, $4, '', '', 'yandex', 'cpc', 'c', '', '', $5, 'ad', 'yandex', 'cpc', 1, 0, '', '', '', '')`,
+			if _, err := db.Writer().Exec(`INSERT INTO sessions (counter_id, sid, uuid, started_at, landing_url, referrer,
+				utm_source, utm_medium, utm_campaign, utm_content, utm_term, click_ids, traffic_type, source, medium, device, browser, os, ip)
+				VALUES ($1, $2, $3, $4, '', '', 'yandex', 'cpc', 'c', '', '', $5, 'ad', 'yandex', 'cpc', '', '', '', '')`,
 				c.ID, sid, uuid, t0, clicks); err != nil {
 				t.Fatal(err)
 			}

@@ -45,9 +45,9 @@ func (s *scenario) exec(q string, args ...any) {
 // its utm tags as landed).
 func (s *scenario) session(sid, uuid string, t time.Time, typ, source, medium, campaign, term string) {
 	s.t.Helper()
-	s.exec(`INSERT INTO sessions (counter_id, sid, uuid, started_at, last_activity_at, landing_url, referrer,
-		utm_source, utm_medium, utm_campaign, utm_content, utm_term, click_ids, traffic_type, source, medium, pageviews, events, device, browser, os, ip)
-		VALUES ($1, $2, $3, $4, $4, 'https://shop.ru/', '', $5, $6, $7, '', $8, '{}', $9, $5, $6, 1, 0, 'desktop', 'Chrome', 'Linux', '')`,
+	s.exec(`INSERT INTO sessions (counter_id, sid, uuid, started_at, landing_url, referrer,
+		utm_source, utm_medium, utm_campaign, utm_content, utm_term, click_ids, traffic_type, source, medium, device, browser, os, ip)
+		VALUES ($1, $2, $3, $4, 'https://shop.ru/', '', $5, $6, $7, '', $8, '{}', $9, $5, $6, 'desktop', 'Chrome', 'Linux', '')`,
 		s.c.ID, sid, uuid, t, source, medium, campaign, term, typ)
 	// As the collector does with the sessions it writes.
 	if err := rollup.Mark(context.Background(), s.db.Writer(), s.db.Dialect(), s.c.ID, t); err != nil {

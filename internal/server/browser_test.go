@@ -242,7 +242,7 @@ func TestBrowserTracksVisits(t *testing.T) {
 		if n := f.queryInt(t, `SELECT count(*) FROM sessions WHERE counter_id = $1 AND uuid = $2`, shop.ID, first.UUID); n != 2 {
 			t.Errorf("visitor has %d sessions, want 2", n)
 		}
-		if n := f.queryInt(t, `SELECT pageviews FROM sessions WHERE counter_id = $1 AND sid = $2`, shop.ID, first.SID); n < 4 {
+		if n := f.queryInt(t, `SELECT count(*) FROM hits WHERE counter_id = $1 AND sid = $2 AND type = 'pageview'`, shop.ID, first.SID); n < 4 {
 			t.Errorf("first session has %d pageviews; want the landing, the thank-you page, the reloads and the SPA page", n)
 		}
 		if cookies := eval[string](t, b, `document.cookie`); !strings.Contains(cookies, "_tl_uuid="+first.UUID) || !strings.Contains(cookies, "_tl_sid="+second.SID) {

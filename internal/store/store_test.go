@@ -192,3 +192,71 @@ func TestOpenDefaultsToSQLiteInDataDir(t *testing.T) {
 		t.Fatalf("got %s at %s, want sqlite at %s/%s", db.Dialect(), db.Target(), dir, store.DefaultFile)
 	}
 }
+
+// Migration 13 makes sessions insert-only: the sessions stored before it
+// keep every column that remains, and a counter's deletion no longer
+// reaches them through a foreign key.
+func TestMigration13KeepsSessions(t *testing.T) {
+	ctx := context.Background()
+	for _, d := range []store.Dialect{store.SQLite, store.Postgres} {
+		t.Run(string(d), func(t *testing.T) {
+			db := storetest.OpenEmpty(t, d)
+			ms, err := store.Migrations(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := db.Writer()
+			if _, err := w.ExecContext(ctx, `CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+				applied_at `+d.TimestampType()+` NOT NULL)`); err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range ms {
+				if m.Version >= 13 {
+					break
+				}
+				if _, err := w.ExecContext(ctx, m.SQL); err != nil {
+					t.Fatalf("migration %d: %v", m.Version, err)
+				}
+				if _, err := w.ExecContext(ctx, `INSERT INTO schema_migrations VALUES ($1, $2, $3)`, m.Version, m.Name, time.Now().UTC()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			started := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+			var counterID int64
+			if err := w.QueryRowContext(ctx, `INSERT INTO counters (name, domain, timezone, created_at, updated_at) VALUES ('Shop', 'shop.ru', 'UTC', $1, $1) RETURNING id`,
+				started).Scan(&counterID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.ExecContext(ctx, `INSERT INTO sessions (counter_id, sid, uuid, started_at, last_activity_at, landing_url, referrer,
+				utm_source, utm_medium, utm_campaign, utm_content, utm_term, click_ids, traffic_type, source, medium, pageviews, events, device, browser, os, ip)
+				VALUES ($1, 's1', 'u1', $2, $3, 'https://shop.ru/?yclid=7', 'https://ya.ru/', 'yandex', 'cpc', 'boots', 'c', 't', '{"yclid":"7"}',
+				'ad', 'yandex', 'cpc', 3, 1, 'mobile', 'Safari', 'iOS', '203.0.113.0')`, counterID, started, started.Add(5*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			if res, err := db.Migrate(ctx); err != nil || res.From != 12 {
+				t.Fatalf("migrate from 12: %+v, %v", res, err)
+			}
+			var sid, uuid, landing, referrer, utm, clicks, typ, device, browser, os, ip string
+			var at time.Time
+			err = db.Reader().QueryRowContext(ctx, `SELECT sid, uuid, started_at, landing_url, referrer,
+				utm_source || '/' || utm_medium || '/' || utm_campaign || '/' || utm_content || '/' || utm_term, click_ids,
+				traffic_type || '/' || source || '/' || medium, device, browser, os, ip
+				FROM sessions WHERE counter_id = $1`, counterID).Scan(&sid, &uuid, &at, &landing, &referrer, &utm, &clicks, &typ, &device, &browser, &os, &ip)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Join([]string{sid, uuid, at.UTC().Format(time.RFC3339), landing, referrer, utm, clicks, typ, device, browser, os, ip}, " ")
+			want := "s1 u1 2026-11-30T10:00:00Z https://shop.ru/?yclid=7 https://ya.ru/ yandex/cpc/boots/c/t {\"yclid\":\"7\"} ad/yandex/cpc mobile Safari iOS 203.0.113.0"
+			if got != want {
+				t.Errorf("after migration 13:\n got %s\nwant %s", got, want)
+			}
+			// No foreign key: a session of a counter id that does not exist is
+			// accepted (as hits always were); demo.Reset deletes by counter.
+			if _, err := w.ExecContext(ctx, `INSERT INTO sessions (counter_id, sid, uuid, started_at, landing_url, referrer,
+				utm_source, utm_medium, utm_campaign, utm_content, utm_term, click_ids, traffic_type, source, medium, device, browser, os, ip)
+				VALUES ($1, 's2', 'u2', $2, '', '', '', '', '', '', '', '{}', 'direct', '', '', '', '', '', '')`, counterID+100, started); err != nil {
+				t.Errorf("session of another counter id: %v", err)
+			}
+		})
+	}
+}

@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,9 +25,13 @@ import (
 //
 // The writer is also the only place that decides sessions, so hits of one
 // visitor that arrive at the same moment cannot race each other into two
-// sessions. It keeps the recently active sessions in memory (the cache) and
-// reads the database on a miss (after a restart, or for a session another
-// process started).
+// sessions. It keeps each recently active visitor's latest session in
+// memory (the cache) and reads the database on a miss (after a restart, or
+// for a session another process started).
+//
+// A batch only inserts: new sessions and hits. A session's last activity
+// and its pageview and event counts are its hits' (see GetSession), so a
+// hit that continues a session rewrites no session row.
 type Collector struct {
 	db    *store.DB
 	log   *slog.Logger
@@ -35,15 +39,16 @@ type Collector struct {
 	queue chan *pending
 	ua    uaCache
 	m     collectorMetrics
+	stmts insertStatements
 
 	mu     sync.RWMutex // guards closed, so no hit is sent on a closed queue
 	closed bool
 	done   chan struct{}
 
-	// Owned by the writer goroutine.
-	sessions map[sessionKey]*activeSession
-	visitors map[visitorKey]*activeSession // each visitor's latest session
+	// Owned by the writer goroutine: each visitor's latest session.
+	visitors map[visitorKey]activeSession
 	swept    time.Time
+	cached   atomic.Int64 // len(visitors), for the metric
 }
 
 // Config tunes the collector; zero values mean the defaults.
@@ -55,16 +60,17 @@ type Config struct {
 	// commits as soon as the writer is free; under load batches still grow,
 	// because hits queue up while the previous commit runs.
 	MaxDelay time.Duration
-	// MaxActiveSessions caps the in-memory session cache.
-	MaxActiveSessions int
+	// MaxVisitors caps the in-memory cache of visitors' latest sessions
+	// (about 100 bytes each); past it the longest idle are forgotten.
+	MaxVisitors int
 	// Registerer receives the collector's metrics; nil means none.
 	Registerer prometheus.Registerer
 }
 
 const (
-	defaultMaxBatch          = 1000
-	defaultMaxActiveSessions = 200_000
-	commitTimeout            = 30 * time.Second
+	defaultMaxBatch    = 1000
+	defaultMaxVisitors = 500_000
+	commitTimeout      = 30 * time.Second
 )
 
 // ErrClosed is returned for hits that arrive after Close.
@@ -72,18 +78,20 @@ var ErrClosed = errors.New("tracker: collector is shutting down")
 
 type sessionKey struct {
 	counter int64
-	sid     string
+	sid     id
 }
 
 type visitorKey struct {
 	counter int64
-	uuid    string
+	uuid    id
 }
 
 type pending struct {
-	hit    Hit
-	client client
-	done   chan outcome // buffered: the writer never blocks on a gone handler
+	hit           Hit
+	uuid, lastSID id // parsed from hit.UUID and hit.LastSID
+	hasLastSID    bool
+	client        client
+	done          chan outcome // buffered: the writer never blocks on a gone handler
 }
 
 type outcome struct {
@@ -106,15 +114,14 @@ func NewCollector(db *store.DB, cfg Config) *Collector {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = defaultMaxBatch
 	}
-	if cfg.MaxActiveSessions <= 0 {
-		cfg.MaxActiveSessions = defaultMaxActiveSessions
+	if cfg.MaxVisitors <= 0 {
+		cfg.MaxVisitors = defaultMaxVisitors
 	}
 	c := &Collector{
 		db: db, log: cfg.Logger, cfg: cfg,
 		queue:    make(chan *pending, 4*cfg.MaxBatch),
 		done:     make(chan struct{}),
-		sessions: map[sessionKey]*activeSession{},
-		visitors: map[visitorKey]*activeSession{},
+		visitors: map[visitorKey]activeSession{},
 		swept:    time.Now(),
 		m: collectorMetrics{
 			hits: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -142,7 +149,11 @@ func NewCollector(db *store.DB, cfg Config) *Collector {
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "throughline_collector_queue_hits",
 				Help: "Hits waiting for the writer.",
-			}, func() float64 { return float64(len(c.queue)) }))
+			}, func() float64 { return float64(len(c.queue)) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "throughline_collector_cached_visitors",
+				Help: "Visitors whose latest session the collector keeps in memory.",
+			}, func() float64 { return float64(c.cached.Load()) }))
 	}
 	go c.run()
 	return c
@@ -158,6 +169,16 @@ type Result struct {
 // ends first the hit may still be committed; the caller just stops waiting.
 func (c *Collector) Collect(ctx context.Context, h Hit) (Result, error) {
 	p := &pending{hit: h, client: c.ua.parse(h.UserAgent), done: make(chan outcome, 1)}
+	var ok bool
+	if p.uuid, ok = parseID(h.UUID); !ok {
+		return Result{}, &FieldError{Field: "uuid", Message: "must be a lowercase UUID"}
+	}
+	if h.LastSID != "" {
+		if p.lastSID, ok = parseID(h.LastSID); !ok {
+			return Result{}, &FieldError{Field: "sid", Message: "must be empty or a lowercase UUID"}
+		}
+		p.hasLastSID = true
+	}
 	c.mu.RLock()
 	if c.closed {
 		c.mu.RUnlock()
@@ -197,6 +218,7 @@ func (c *Collector) Close(ctx context.Context) error {
 
 func (c *Collector) run() {
 	defer close(c.done)
+	defer c.stmts.close()
 	batch := make([]*pending, 0, c.cfg.MaxBatch)
 	for {
 		p, ok := <-c.queue
@@ -245,26 +267,18 @@ func (c *Collector) fill(batch []*pending) []*pending {
 }
 
 // plan is a batch worked out: what to write, and the cache as it will be
-// once the write commits (an overlay over the collector's maps, so a failed
+// once the write commits (an overlay over the collector's map, so a failed
 // commit leaves the cache as it was).
 type plan struct {
-	sids        []string // per pending hit
-	newSessions []*sessionRow
-	touched     map[sessionKey]*touch
-	touchOrder  []sessionKey
+	sids        []string // per pending hit; empty for a bot
+	newSessions []sessionRow
 	hits        []hitRow
 	bots        map[botKey]int
-	sessions    map[sessionKey]*activeSession
-	visitors    map[visitorKey]*activeSession
-	// What the database said about sessions and visitors the cache did not
-	// know, read for the whole batch at once; nil values mean "none".
-	loadedSIDs     map[sessionKey]*activeSession
-	loadedVisitors map[visitorKey]*activeSession
-}
-
-type touch struct {
-	at                time.Time
-	pageviews, events int
+	visitors    map[visitorKey]activeSession
+	// What the database said about sessions the cache did not know, read
+	// for the whole batch at once; a missing key means "none".
+	loadedSIDs     map[sessionKey]activeSession
+	loadedVisitors map[visitorKey]activeSession
 }
 
 type botKey struct {
@@ -283,14 +297,7 @@ func (c *Collector) commit(batch []*pending) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
-	var pl *plan
-	err := c.db.Tx(ctx, func(tx *sql.Tx) error {
-		var err error
-		if pl, err = c.plan(ctx, tx, batch); err != nil {
-			return err
-		}
-		return c.write(ctx, tx, pl)
-	})
+	pl, err := c.store(ctx, batch)
 	c.m.batch.Observe(float64(len(batch)))
 	c.m.commit.Observe(time.Since(start).Seconds())
 	if err != nil {
@@ -300,9 +307,6 @@ func (c *Collector) commit(batch []*pending) {
 			p.done <- outcome{err: err}
 		}
 		return
-	}
-	for k, s := range pl.sessions {
-		c.sessions[k] = s
 	}
 	for k, s := range pl.visitors {
 		c.visitors[k] = s
@@ -317,120 +321,141 @@ func (c *Collector) commit(batch []*pending) {
 		p.done <- outcome{sid: pl.sids[i]}
 	}
 	c.sweep(time.Now())
+	c.cached.Store(int64(len(c.visitors)))
+}
+
+// store plans and writes a batch in one transaction, on a connection of its
+// own (PostgreSQL's COPY needs the connection, not just the transaction).
+func (c *Collector) store(ctx context.Context, batch []*pending) (*plan, error) {
+	if c.db.Dialect() == store.SQLite {
+		if err := c.stmts.prepare(ctx, c.db.Writer()); err != nil {
+			return nil, err
+		}
+	}
+	conn, err := c.db.Writer().Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("tracker: writer connection: %w", err)
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("tracker: begin: %w", err)
+	}
+	defer tx.Rollback()
+	pl, err := c.plan(ctx, tx, batch)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.write(ctx, conn, tx, pl); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("tracker: commit: %w", err)
+	}
+	return pl, nil
 }
 
 // plan decides the session of every hit in the batch, in arrival order.
 func (c *Collector) plan(ctx context.Context, tx *sql.Tx, batch []*pending) (*plan, error) {
 	pl := &plan{
 		sids:     make([]string, len(batch)),
-		touched:  map[sessionKey]*touch{},
 		bots:     map[botKey]int{},
-		sessions: map[sessionKey]*activeSession{},
-		visitors: map[visitorKey]*activeSession{},
+		visitors: map[visitorKey]activeSession{},
+		hits:     make([]hitRow, 0, len(batch)),
 	}
 	if err := c.prefetch(ctx, tx, pl, batch); err != nil {
 		return nil, err
 	}
-	newRows := map[sessionKey]*sessionRow{}
 	for i, p := range batch {
-		h := p.hit
+		h := &p.hit
 		if p.client.Bot {
 			day := h.At.In(h.Counter.Location()).Format(time.DateOnly)
 			pl.bots[botKey{h.Counter.ID, day}]++
 			continue
 		}
 		rules := RulesOf(h.Counter)
-		s, err := c.candidate(ctx, tx, pl, h, rules)
-		if err != nil {
-			return nil, err
-		}
-		key := sessionKey{h.Counter.ID, ""}
-		if s != nil {
-			key.sid = s.sid
-			// Copy on write: the cache changes only if the commit succeeds.
-			s = &activeSession{sid: s.sid, uuid: s.uuid, lastActivity: maxTime(s.lastActivity, h.At),
-				campaignKey: s.campaignKey, timeout: rules.Timeout}
-			if row, ok := newRows[key]; ok {
-				row.lastActivity = s.lastActivity
-				row.count(h.Type)
-			} else {
-				t := pl.touched[key]
-				if t == nil {
-					t = &touch{}
-					pl.touched[key] = t
-					pl.touchOrder = append(pl.touchOrder, key)
-				}
-				t.at = maxTime(t.at, h.At)
-				t.count(h.Type)
+		vk := visitorKey{h.Counter.ID, p.uuid}
+		s, ok := c.candidate(pl, p, vk, rules)
+		if ok {
+			s.last = max(s.last, h.At.UnixNano())
+			s.timeout = int64(rules.Timeout)
+			if sk := (sessionKey{vk.counter, s.sid}); hasKey(pl.loadedSIDs, sk) {
+				pl.loadedSIDs[sk] = s // a later hit of the batch may name it too
 			}
 		} else {
 			row := newSessionRow(h, p.client)
-			key.sid = row.sid
-			newRows[key] = row
 			pl.newSessions = append(pl.newSessions, row)
-			s = &activeSession{sid: row.sid, uuid: h.UUID, lastActivity: h.At, campaignKey: h.Campaign.Key(), timeout: rules.Timeout}
+			s = activeSession{sid: row.sid, uuid: p.uuid, last: h.At.UnixNano(), campaign: campaignHash(h.Campaign), timeout: int64(rules.Timeout)}
 		}
-		pl.sessions[key] = s
-		pl.visitors[visitorKey{h.Counter.ID, h.UUID}] = s
-		pl.sids[i] = s.sid
-		pl.hits = append(pl.hits, hitRow{h.Counter.ID, s.sid, h.At, h.Type, h.URL.String(), h.Title, h.Name, h.Props})
+		pl.visitors[vk] = s
+		sid := s.sid.String()
+		pl.sids[i] = sid
+		pl.hits = append(pl.hits, hitRow{h.Counter.ID, sid, h.At, h.Type, h.URL.String(), h.Title, h.Name, h.Props})
 	}
 	return pl, nil
 }
 
-// candidate returns the session hit h continues, or nil for a new one. It
-// tries the session the browser named, then the visitor's latest session
-// (the browser may have lost its sid, or sent hits before it learned it).
-func (c *Collector) candidate(ctx context.Context, tx *sql.Tx, pl *plan, h Hit, rules Rules) (*activeSession, error) {
-	var tried *activeSession
-	if h.LastSID != "" {
-		s, err := c.bySID(ctx, tx, pl, sessionKey{h.Counter.ID, h.LastSID})
-		if err != nil {
-			return nil, err
+func hasKey[K comparable, V any](m map[K]V, k K) bool {
+	_, ok := m[k]
+	return ok
+}
+
+// candidate returns the session hit p continues, if any. It tries the
+// session the browser named, then the visitor's latest session (the
+// browser may have lost its sid, or sent hits before it learned it).
+func (c *Collector) candidate(pl *plan, p *pending, vk visitorKey, rules Rules) (activeSession, bool) {
+	h := &p.hit
+	var tried *id
+	if p.hasLastSID {
+		if s, ok := c.bySID(pl, vk, p.lastSID); ok {
+			if rules.decide(&s, p.uuid, h.At, h.Campaign) == continued {
+				return s, true
+			}
+			tried = &s.sid
 		}
-		if rules.decide(s, h.UUID, h.At, h.Campaign) == continued {
-			return s, nil
-		}
-		tried = s
 	}
-	s, err := c.byVisitor(ctx, tx, pl, visitorKey{h.Counter.ID, h.UUID})
-	if err != nil || s == nil || (tried != nil && s.sid == tried.sid) {
-		return nil, err
+	s, ok := c.byVisitor(pl, vk)
+	if !ok || (tried != nil && s.sid == *tried) {
+		return s, false
 	}
-	if rules.decide(s, h.UUID, h.At, h.Campaign) == continued {
-		return s, nil
-	}
-	return nil, nil
+	return s, rules.decide(&s, p.uuid, h.At, h.Campaign) == continued
 }
 
-func (c *Collector) bySID(ctx context.Context, tx *sql.Tx, pl *plan, k sessionKey) (*activeSession, error) {
-	if s, ok := pl.sessions[k]; ok {
-		return s, nil
+// latest is the visitor's latest session as the batch so far has left it,
+// else as the cache knows it.
+func (c *Collector) latest(pl *plan, vk visitorKey) (activeSession, bool) {
+	if s, ok := pl.visitors[vk]; ok {
+		return s, true
 	}
-	if s, ok := c.sessions[k]; ok {
-		return s, nil
-	}
-	if s, ok := pl.loadedSIDs[k]; ok {
-		return s, nil
-	}
-	return scanActive(tx.QueryRowContext(ctx, `SELECT `+activeColumns+` FROM sessions WHERE counter_id = $1 AND sid = $2`, k.counter, k.sid))
+	s, ok := c.visitors[vk]
+	return s, ok
 }
 
-func (c *Collector) byVisitor(ctx context.Context, tx *sql.Tx, pl *plan, k visitorKey) (*activeSession, error) {
-	if s, ok := pl.visitors[k]; ok {
-		return s, nil
+// bySID finds the session sid, which the visitor's browser named: usually
+// the visitor's latest, which is in memory; else what prefetch read.
+func (c *Collector) bySID(pl *plan, vk visitorKey, sid id) (activeSession, bool) {
+	if s, ok := c.latest(pl, vk); ok && s.sid == sid {
+		return s, true
 	}
-	if s, ok := c.visitors[k]; ok {
-		return s, nil
+	if s, ok := c.visitors[vk]; ok && s.sid == sid {
+		return s, true
 	}
-	if s, ok := pl.loadedVisitors[k]; ok {
-		return s, nil
-	}
-	return scanActive(tx.QueryRowContext(ctx, `SELECT `+activeColumns+` FROM sessions
-		WHERE counter_id = $1 AND uuid = $2 ORDER BY started_at DESC LIMIT 1`, k.counter, k.uuid))
+	s, ok := pl.loadedSIDs[sessionKey{vk.counter, sid}]
+	return s, ok
 }
 
-const activeColumns = `sid, uuid, last_activity_at, utm_source, utm_medium, utm_campaign, utm_content, utm_term, click_ids`
+func (c *Collector) byVisitor(pl *plan, vk visitorKey) (activeSession, bool) {
+	if s, ok := c.latest(pl, vk); ok {
+		return s, true
+	}
+	s, ok := pl.loadedVisitors[vk]
+	return s, ok
+}
+
+// activeColumns are what the rules need of a stored session, with its
+// last activity: the time of its latest hit.
+const activeColumns = `s.sid, s.uuid, s.started_at, s.utm_source, s.utm_medium, s.utm_campaign, s.utm_content, s.utm_term, s.click_ids,
+	(SELECT max(h.at) FROM hits h WHERE h.counter_id = s.counter_id AND h.sid = s.sid)`
 
 // prefetchChunk caps an IN list: one query per chunk, far under both
 // engines' parameter limits.
@@ -443,51 +468,45 @@ const prefetchChunk = 500
 func (c *Collector) prefetch(ctx context.Context, tx *sql.Tx, pl *plan, batch []*pending) error {
 	sids := map[int64][]string{}
 	uuids := map[int64][]string{}
-	pl.loadedSIDs = map[sessionKey]*activeSession{}
-	pl.loadedVisitors = map[visitorKey]*activeSession{}
+	pl.loadedSIDs = map[sessionKey]activeSession{}
+	pl.loadedVisitors = map[visitorKey]activeSession{}
+	seenSIDs := map[sessionKey]bool{}
+	seenVisitors := map[visitorKey]bool{}
 	for _, p := range batch {
-		h := p.hit
 		if p.client.Bot {
 			continue
 		}
-		if k := (sessionKey{h.Counter.ID, h.LastSID}); h.LastSID != "" {
-			if _, ok := c.sessions[k]; !ok {
-				if _, ok := pl.loadedSIDs[k]; !ok {
-					pl.loadedSIDs[k] = nil
-					sids[k.counter] = append(sids[k.counter], k.sid)
-				}
-			}
+		vk := visitorKey{p.hit.Counter.ID, p.uuid}
+		cached, known := c.visitors[vk]
+		if sk := (sessionKey{vk.counter, p.lastSID}); p.hasLastSID && (!known || cached.sid != p.lastSID) && !seenSIDs[sk] {
+			seenSIDs[sk] = true
+			sids[sk.counter] = append(sids[sk.counter], p.hit.LastSID)
 		}
-		k := visitorKey{h.Counter.ID, h.UUID}
-		if _, ok := c.visitors[k]; !ok {
-			if _, ok := pl.loadedVisitors[k]; !ok {
-				pl.loadedVisitors[k] = nil
-				uuids[k.counter] = append(uuids[k.counter], k.uuid)
-			}
+		if !known && !seenVisitors[vk] {
+			seenVisitors[vk] = true
+			uuids[vk.counter] = append(uuids[vk.counter], p.hit.UUID)
 		}
 	}
 	d := c.db.Dialect()
 	for counterID, list := range sids {
 		for chunk := range slices.Chunk(list, prefetchChunk) {
 			query, args := sessionsBySIDQuery(d, counterID, chunk)
-			found, err := queryActive(ctx, tx, query, args)
+			err := queryActive(ctx, tx, query, args, func(s activeSession) {
+				pl.loadedSIDs[sessionKey{counterID, s.sid}] = s
+			})
 			if err != nil {
 				return err
-			}
-			for _, s := range found {
-				pl.loadedSIDs[sessionKey{counterID, s.sid}] = s
 			}
 		}
 	}
 	for counterID, list := range uuids {
 		for chunk := range slices.Chunk(list, prefetchChunk) {
 			query, args := latestSessionsQuery(d, counterID, chunk)
-			found, err := queryActive(ctx, tx, query, args)
+			err := queryActive(ctx, tx, query, args, func(s activeSession) {
+				pl.loadedVisitors[visitorKey{counterID, s.uuid}] = s
+			})
 			if err != nil {
 				return err
-			}
-			for _, s := range found {
-				pl.loadedVisitors[visitorKey{counterID, s.uuid}] = s
 			}
 		}
 	}
@@ -499,11 +518,11 @@ func (c *Collector) prefetch(ctx context.Context, tx *sql.Tx, pl *plan, batch []
 // is the same for every batch; SQLite has no arrays and gets an IN list.
 func sessionsBySIDQuery(d store.Dialect, counterID int64, sids []string) (string, []any) {
 	if d == store.Postgres {
-		return `SELECT ` + activeColumns + ` FROM sessions WHERE counter_id = $1 AND sid = ANY($2)`, []any{counterID, sids}
+		return `SELECT ` + activeColumns + ` FROM sessions s WHERE s.counter_id = $1 AND s.sid = ANY($2)`, []any{counterID, sids}
 	}
 	n := len(sids)
-	return `SELECT ` + activeColumns + ` FROM sessions
-		WHERE sid IN (` + d.Params(1, n) + `) AND counter_id = ` + d.Param(n+1), append(anys(sids), counterID)
+	return `SELECT ` + activeColumns + ` FROM sessions s
+		WHERE s.sid IN (` + d.Params(1, n) + `) AND s.counter_id = ` + d.Param(n+1), append(anys(sids), counterID)
 }
 
 // latestSessionsQuery reads each visitor's latest session, through the
@@ -513,9 +532,9 @@ func latestSessionsQuery(d store.Dialect, counterID int64, uuids []string) (stri
 		// One index probe per visitor, whatever the table's statistics say:
 		// on a young table (no statistics yet) a plain uuid = ANY($2) was
 		// planned as a scan and took 80 ms a batch.
-		return `SELECT ` + prefixed("s.", activeColumns) + ` FROM unnest($2::text[]) AS v (uuid)
+		return `SELECT ` + activeColumns + ` FROM unnest($2::text[]) AS v (uuid)
 			CROSS JOIN LATERAL (
-				SELECT ` + activeColumns + ` FROM sessions
+				SELECT * FROM sessions
 				WHERE counter_id = $1 AND uuid = v.uuid
 				ORDER BY started_at DESC LIMIT 1) s`, []any{counterID, uuids}
 	}
@@ -523,7 +542,7 @@ func latestSessionsQuery(d store.Dialect, counterID int64, uuids []string) (stri
 	// uuid instead, SQLite's planner walks the primary key, not the index.
 	n := len(uuids)
 	return `WITH v (uuid) AS (VALUES ` + d.TypedValues(n, "text") + `)
-		SELECT ` + prefixed("s.", activeColumns) + ` FROM v JOIN sessions s
+		SELECT ` + activeColumns + ` FROM v JOIN sessions s
 		  ON s.counter_id = ` + d.Param(n+1) + ` AND s.sid = (
 		     SELECT l.sid FROM sessions l
 		     WHERE l.counter_id = ` + d.Param(n+2) + ` AND l.uuid = v.uuid
@@ -538,91 +557,74 @@ func anys(ss []string) []any {
 	return out
 }
 
-// prefixed qualifies each of a comma-separated list of columns.
-func prefixed(prefix, columns string) string {
-	cols := strings.Split(columns, ",")
-	for i, c := range cols {
-		cols[i] = prefix + strings.TrimSpace(c)
-	}
-	return strings.Join(cols, ", ")
-}
-
-// queryActive reads the sessions a query returns.
-func queryActive(ctx context.Context, tx *sql.Tx, query string, args []any) ([]*activeSession, error) {
+// queryActive reads the sessions a query returns (activeColumns).
+func queryActive(ctx context.Context, tx *sql.Tx, query string, args []any, each func(activeSession)) error {
 	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("tracker: read sessions: %w", err)
+		return fmt.Errorf("tracker: read sessions: %w", err)
 	}
 	defer rows.Close()
-	var found []*activeSession
 	for rows.Next() {
-		s, err := scanActive(rows)
-		if err != nil {
-			return nil, err
+		var sid, uuid, clicks string
+		var started time.Time
+		var last sql.Null[time.Time]
+		var camp Campaign
+		if err := rows.Scan(&sid, &uuid, &started, &camp.Source, &camp.Medium, &camp.Name, &camp.Content, &camp.Term, &clicks, &last); err != nil {
+			return fmt.Errorf("tracker: read session: %w", err)
 		}
-		found = append(found, s)
+		if err := json.Unmarshal([]byte(clicks), &camp.ClickIDs); err != nil {
+			return fmt.Errorf("tracker: session %s: click_ids: %w", sid, err)
+		}
+		s := activeSession{last: started.UnixNano(), campaign: campaignHash(camp)}
+		var ok1, ok2 bool
+		s.sid, ok1 = parseID(sid)
+		s.uuid, ok2 = parseID(uuid)
+		if !ok1 || !ok2 {
+			// Not an id this server issued or t.js made: such a session
+			// cannot be continued, and a new one starts.
+			continue
+		}
+		if last.Valid {
+			s.last = max(s.last, last.V.UnixNano())
+		}
+		each(s)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("tracker: read sessions: %w", err)
+		return fmt.Errorf("tracker: read sessions: %w", err)
 	}
-	return found, nil
+	return nil
 }
 
-func scanActive(row interface{ Scan(...any) error }) (*activeSession, error) {
-	var s activeSession
-	var camp Campaign
-	var clicks string
-	err := row.Scan(&s.sid, &s.uuid, &s.lastActivity, &camp.Source, &camp.Medium, &camp.Name, &camp.Content, &camp.Term, &clicks)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("tracker: read session: %w", err)
-	}
-	if err := json.Unmarshal([]byte(clicks), &camp.ClickIDs); err != nil {
-		return nil, fmt.Errorf("tracker: session %s: click_ids: %w", s.sid, err)
-	}
-	s.campaignKey = camp.Key()
-	return &s, nil
-}
-
-func (t *touch) count(typ string) {
-	if typ == Pageview {
-		t.pageviews++
-	} else {
-		t.events++
-	}
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
-
-// sweep forgets sessions that can no longer be continued, at most once a
-// minute, and starts over if the cache outgrows its cap (then the database
-// answers until it warms up again).
+// sweep forgets visitors whose session can no longer be continued, at most
+// once a minute, and the longest idle when the cache outgrows its cap
+// (they are read from the database if they come back).
 func (c *Collector) sweep(now time.Time) {
-	if now.Sub(c.swept) < time.Minute && len(c.sessions) <= c.cfg.MaxActiveSessions {
+	over := len(c.visitors) > c.cfg.MaxVisitors
+	if now.Sub(c.swept) < time.Minute && !over {
 		return
 	}
 	c.swept = now
-	if len(c.sessions) > c.cfg.MaxActiveSessions {
-		c.log.Warn("collector: session cache over its cap; starting over", "sessions", len(c.sessions), "cap", c.cfg.MaxActiveSessions)
-		c.sessions = map[sessionKey]*activeSession{}
-		c.visitors = map[visitorKey]*activeSession{}
-		return
-	}
-	for k, s := range c.sessions {
-		if now.Sub(s.lastActivity) > s.timeout+time.Minute {
-			delete(c.sessions, k)
-		}
-	}
 	for k, s := range c.visitors {
-		if now.Sub(s.lastActivity) > s.timeout+time.Minute {
+		if now.UnixNano()-s.last > s.timeout+int64(time.Minute) {
 			delete(c.visitors, k)
 		}
 	}
+	if len(c.visitors) <= c.cfg.MaxVisitors {
+		return
+	}
+	// Keep the most recently active seven eighths of the cap, so this
+	// sort runs once in a while, not on every batch.
+	keep := c.cfg.MaxVisitors - c.cfg.MaxVisitors/8
+	lasts := make([]int64, 0, len(c.visitors))
+	for _, s := range c.visitors {
+		lasts = append(lasts, s.last)
+	}
+	slices.Sort(lasts)
+	cutoff := lasts[len(lasts)-keep]
+	for k, s := range c.visitors {
+		if s.last < cutoff {
+			delete(c.visitors, k)
+		}
+	}
+	c.log.Info("collector: visitor cache at its cap; forgot the longest idle", "cap", c.cfg.MaxVisitors, "kept", len(c.visitors))
 }

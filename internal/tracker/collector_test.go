@@ -182,7 +182,7 @@ func TestCollectorConcurrentHitsOneSession(t *testing.T) {
 					t.Fatalf("visitor %d got sids %v", v, sids[v])
 				}
 			}
-			if n := count(t, db, `SELECT pageviews FROM sessions WHERE counter_id = $1 AND sid = $2`, f.shop.ID, sids[v][0]); n != perVisitor {
+			if n := count(t, db, `SELECT count(*) FROM hits WHERE counter_id = $1 AND sid = $2 AND type = 'pageview'`, f.shop.ID, sids[v][0]); n != perVisitor {
 				t.Errorf("visitor %d session has %d pageviews, want %d", v, n, perVisitor)
 			}
 		}
@@ -319,6 +319,101 @@ func TestListSessionsPages(t *testing.T) {
 		}
 		if page, _, _ := ListSessions(ctx, db, f.shop.ID+1000, ListQuery{Limit: 10}); len(page) != 0 {
 			t.Errorf("another counter sees %d sessions", len(page))
+		}
+	})
+}
+
+// A session's last activity is its latest hit, not its start: a collector
+// that restarts reads it from the hits, so a visit that has been going on
+// for longer than the timeout (with no gap as long) goes on, and one whose
+// latest hit is older than the timeout does not. The listing shows the same
+// last activity and counts as the session's own page.
+func TestCollectorLastActivityFromHits(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newCollectorFixture(t, db, Config{})
+		long, idle := newID(), newID()
+		sid := f.collect(t, f.hit(t, long, "", "https://shop.ru/", f.t0))
+		for _, m := range []int{20, 40} {
+			if got := f.collect(t, f.hit(t, long, sid, "https://shop.ru/p", f.t0.Add(time.Duration(m)*time.Minute))); got != sid {
+				t.Fatalf("hit at +%d min: sid %s, want %s", m, got, sid)
+			}
+		}
+		ev := f.hit(t, long, sid, "https://shop.ru/p", f.t0.Add(41*time.Minute))
+		ev.Type, ev.Name = Event, "cart"
+		if got := f.collect(t, ev); got != sid {
+			t.Fatalf("event: sid %s, want %s", got, sid)
+		}
+		idleSID := f.collect(t, f.hit(t, idle, "", "https://shop.ru/", f.t0.Add(10*time.Minute)))
+
+		if err := f.c.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		f.c = NewCollector(db, Config{})
+		// 65 minutes after the start, 24 after the latest hit.
+		if got := f.collect(t, f.hit(t, long, sid, "https://shop.ru/q", f.t0.Add(65*time.Minute))); got != sid {
+			t.Errorf("after restart, 24 min after the latest hit: sid %s, want the same session %s", got, sid)
+		}
+		// 41 minutes after the idle visitor's only hit: a new session, whether
+		// the browser names the old one or not.
+		if got := f.collect(t, f.hit(t, idle, idleSID, "https://shop.ru/", f.t0.Add(51*time.Minute))); got == idleSID {
+			t.Errorf("after restart, 41 idle minutes continued the session")
+		}
+
+		ctx := context.Background()
+		s, err := GetSession(ctx, db, f.shop.ID, sid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Pageviews != 4 || s.Events != 1 || !s.LastActivityAt.Equal(f.t0.Add(65*time.Minute)) || !s.StartedAt.Equal(f.t0) {
+			t.Errorf("session = %d pageviews, %d events, %v – %v", s.Pageviews, s.Events, s.StartedAt, s.LastActivityAt)
+		}
+		page, _, err := ListSessions(ctx, db, f.shop.ID, ListQuery{Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, p := range page {
+			if p.SID == sid {
+				found = true
+				if p.Pageviews != s.Pageviews || p.Events != s.Events || !p.LastActivityAt.Equal(s.LastActivityAt) {
+					t.Errorf("listed: %d pageviews, %d events, last %v; the session's page says %d, %d, %v",
+						p.Pageviews, p.Events, p.LastActivityAt, s.Pageviews, s.Events, s.LastActivityAt)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("session %s not listed", sid)
+		}
+	})
+}
+
+// The visitor cache keeps at most MaxVisitors; visitors it forgot are read
+// back from the database and keep their sessions.
+func TestCollectorVisitorCacheCap(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		const visitors = 40
+		f := newCollectorFixture(t, db, Config{MaxVisitors: 8})
+		ids := make([]string, visitors)
+		sids := make([]string, visitors)
+		for v := range visitors {
+			ids[v] = newID()
+			sids[v] = f.collect(t, f.hit(t, ids[v], "", "https://shop.ru/", f.t0.Add(time.Duration(v)*time.Second)))
+			if n := f.c.cached.Load(); n > 8 {
+				t.Fatalf("%d visitors cached, cap 8", n)
+			}
+		}
+		for v := range visitors {
+			// Half the browsers remember their sid, half lost it.
+			last := sids[v]
+			if v%2 == 0 {
+				last = ""
+			}
+			if got := f.collect(t, f.hit(t, ids[v], last, "https://shop.ru/next", f.t0.Add(time.Minute+time.Duration(v)*time.Second))); got != sids[v] {
+				t.Errorf("visitor %d: sid %s, want %s", v, got, sids[v])
+			}
+		}
+		if n := count(t, db, `SELECT count(*) FROM sessions WHERE counter_id = $1`, f.shop.ID); n != visitors {
+			t.Errorf("%d sessions, want %d", n, visitors)
 		}
 	})
 }

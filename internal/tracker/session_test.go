@@ -37,7 +37,7 @@ func TestSessionRules(t *testing.T) {
 	direct := campaignOf(t, "https://shop.ru/")
 	yandexAd := campaignOf(t, "https://shop.ru/?utm_source=yandex&utm_medium=cpc&utm_campaign=boots&yclid=111")
 	session := func(landing Campaign) *activeSession {
-		return &activeSession{sid: "s", uuid: visitor, lastActivity: last, campaignKey: landing.Key(), timeout: 30 * time.Minute}
+		return &activeSession{sid: id{1}, uuid: mustID(t, visitor), last: last.UnixNano(), campaign: campaignHash(landing), timeout: int64(30 * time.Minute)}
 	}
 	rules := Rules{Timeout: 30 * time.Minute, SplitOnCampaign: true}
 
@@ -68,7 +68,7 @@ func TestSessionRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.rules.decide(tt.s, tt.uuid, tt.at, tt.c); got != tt.want {
+			if got := tt.rules.decide(tt.s, mustID(t, tt.uuid), tt.at, tt.c); got != tt.want {
 				t.Errorf("decide = %q, want %q", got, tt.want)
 			}
 		})
@@ -77,6 +77,15 @@ func TestSessionRules(t *testing.T) {
 	if a, b := last.Day(), last.Add(20*time.Minute).Day(); a == b {
 		t.Fatalf("test data does not cross midnight: %v", last)
 	}
+}
+
+func mustID(t *testing.T, s string) id {
+	t.Helper()
+	x, ok := parseID(s)
+	if !ok {
+		t.Fatalf("parseID(%q) failed", s)
+	}
+	return x
 }
 
 func TestIDs(t *testing.T) {
@@ -93,11 +102,14 @@ func TestIDs(t *testing.T) {
 			t.Fatalf("newID() repeated %q", id)
 		}
 		seen[id] = true
+		if back := mustID(t, id).String(); back != id {
+			t.Fatalf("parseID(%q).String() = %q", id, back)
+		}
 	}
 	prev := ""
 	for i := range 1000 {
 		at := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Millisecond)
-		id := newSessionID(at)
+		id := newSessionID(at).String()
 		if !validID(id) || id[14] != '7' || !strings.ContainsRune("89ab", rune(id[19])) {
 			t.Fatalf("newSessionID() = %q is not a valid version 7 UUID", id)
 		}
@@ -119,6 +131,9 @@ func TestIDs(t *testing.T) {
 	} {
 		if validID(bad) {
 			t.Errorf("validID(%q) = true", bad)
+		}
+		if _, ok := parseID(bad); ok {
+			t.Errorf("parseID(%q) succeeded", bad)
 		}
 	}
 }

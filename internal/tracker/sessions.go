@@ -12,7 +12,8 @@ import (
 	"github.com/throughline/throughline/internal/store"
 )
 
-// Session is a stored session as the API shows it.
+// Session is a stored session as the API shows it. Its last activity and
+// its pageview and event counts are its hits': the collector only inserts.
 type Session struct {
 	SID            string            `json:"sid"`
 	UUID           string            `json:"uuid"`
@@ -57,19 +58,20 @@ var ErrNotFound = errors.New("session not found")
 // ErrBadCursor means a cursor that this server did not issue.
 var ErrBadCursor = cursor.ErrBad
 
-const sessionColumns = `sid, uuid, started_at, last_activity_at, landing_url, referrer,
+const sessionColumns = `sid, uuid, started_at, landing_url, referrer,
 	utm_source, utm_medium, utm_campaign, utm_content, utm_term, click_ids,
-	traffic_type, source, medium, pageviews, events, device, browser, os, ip`
+	traffic_type, source, medium, device, browser, os, ip`
 
 func scanSession(row interface{ Scan(...any) error }) (Session, error) {
 	var s Session
 	var clicks, typ string
-	err := row.Scan(&s.SID, &s.UUID, &s.StartedAt, &s.LastActivityAt, &s.LandingURL, &s.Referrer,
+	err := row.Scan(&s.SID, &s.UUID, &s.StartedAt, &s.LandingURL, &s.Referrer,
 		&s.UTM.Source, &s.UTM.Medium, &s.UTM.Campaign, &s.UTM.Content, &s.UTM.Term, &clicks,
-		&typ, &s.Traffic.Source, &s.Traffic.Medium, &s.Pageviews, &s.Events, &s.Device, &s.Browser, &s.OS, &s.IP)
+		&typ, &s.Traffic.Source, &s.Traffic.Medium, &s.Device, &s.Browser, &s.OS, &s.IP)
 	if err != nil {
 		return s, err
 	}
+	s.LastActivityAt = s.StartedAt
 	s.Traffic.Type = TrafficType(typ)
 	s.ClickIDs = map[string]string{}
 	if err := json.Unmarshal([]byte(clicks), &s.ClickIDs); err != nil {
@@ -120,13 +122,59 @@ func ListSessions(ctx context.Context, db *store.DB, counterID int64, q ListQuer
 	if err := rows.Err(); err != nil {
 		return nil, "", fmt.Errorf("tracker: list sessions: %w", err)
 	}
+	rows.Close()
 	next := ""
 	if len(sessions) > q.Limit {
 		sessions = sessions[:q.Limit]
 		last := sessions[len(sessions)-1]
 		next = cursor.Encode(last.StartedAt, last.SID)
 	}
+	if err := addActivity(ctx, db, counterID, sessions); err != nil {
+		return nil, "", err
+	}
 	return sessions, next, nil
+}
+
+// addActivity fills in the sessions' last activity and pageview and event
+// counts from their hits, in one query through the hits_session index.
+func addActivity(ctx context.Context, db *store.DB, counterID int64, sessions []Session) error {
+	if len(sessions) == 0 {
+		return nil
+	}
+	d := db.Dialect()
+	bySID := make(map[string]*Session, len(sessions))
+	args := make([]any, 0, len(sessions)+1)
+	for i := range sessions {
+		bySID[sessions[i].SID] = &sessions[i]
+		args = append(args, sessions[i].SID)
+	}
+	args = append(args, counterID)
+	rows, err := db.Reader().QueryContext(ctx, `SELECT sid, max(at),
+			sum(CASE WHEN type = 'pageview' THEN 1 ELSE 0 END), sum(CASE WHEN type = 'pageview' THEN 0 ELSE 1 END)
+		FROM hits WHERE sid IN (`+d.Params(1, len(sessions))+`) AND counter_id = `+d.Param(len(sessions)+1)+`
+		GROUP BY sid`, args...)
+	if err != nil {
+		return fmt.Errorf("tracker: sessions' hits: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var sid string
+		var last time.Time
+		var pageviews, events int
+		if err := rows.Scan(&sid, &last, &pageviews, &events); err != nil {
+			return fmt.Errorf("tracker: sessions' hits: %w", err)
+		}
+		if s := bySID[sid]; s != nil {
+			s.Pageviews, s.Events = pageviews, events
+			if last.After(s.LastActivityAt) {
+				s.LastActivityAt = last
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("tracker: sessions' hits: %w", err)
+	}
+	return nil
 }
 
 // GetSession returns one session with its hits in order.
@@ -153,6 +201,14 @@ func GetSession(ctx context.Context, db *store.DB, counterID int64, sid string) 
 		}
 		if props != "{}" {
 			h.Props = json.RawMessage(props)
+		}
+		if h.Type == Pageview {
+			s.Pageviews++
+		} else {
+			s.Events++
+		}
+		if h.At.After(s.LastActivityAt) {
+			s.LastActivityAt = h.At
 		}
 		s.Hits = append(s.Hits, h)
 	}
