@@ -48,7 +48,8 @@ func main() {
 	visitors := flag.Int("visitors", 100000, "distinct visitors the hits come from")
 	pg := flag.String("postgres", cmpOr(os.Getenv("THROUGHLINE_TEST_POSTGRES"), "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"),
 		"PostgreSQL server to create a scratch database on")
-	profile := flag.String("cpuprofile", "", "write a CPU profile of each throughline server over the middle of its measured run to PREFIX-ENGINE.pprof")
+	serveArgs := flag.String("serve-args", "", "more flags for throughline serve, space-separated (e.g. \"--commit-writers 1\")")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of each throughline server over the middle of its measured run to PREFIX-ENGINE.pprof, its allocations to PREFIX-ENGINE.allocs.pprof, and the no-op handler's CPU to PREFIX-noop.pprof")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("bench: ")
@@ -66,7 +67,7 @@ func main() {
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/throughline").CombinedOutput(); err != nil {
 		log.Fatalf("go build: %v\n%s", err, out)
 	}
-	w := wrkRun{threads: *threads, conns: *conns, duration: *duration, warmup: *warmup, visitors: *visitors, dir: work, profile: *profile}
+	w := wrkRun{threads: *threads, conns: *conns, duration: *duration, warmup: *warmup, visitors: *visitors, dir: work, profile: *profile, serveArgs: strings.Fields(*serveArgs)}
 
 	log.Printf("baseline: no-op Go handler, %d connections, %s", *conns, *duration)
 	noop, err := w.againstNoop()
@@ -114,6 +115,7 @@ type wrkRun struct {
 	duration, warmup         time.Duration
 	dir                      string
 	profile                  string // file name prefix for CPU profiles; empty: none
+	serveArgs                []string
 }
 
 type result struct {
@@ -218,7 +220,7 @@ func (w wrkRun) againstThroughline(bin, engine, pgURL string) (result, error) {
 		return result{}, err
 	}
 
-	args := []string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--trusted-proxies", "127.0.0.1/32"}
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--trusted-proxies", "127.0.0.1/32"}, w.serveArgs...)
 	debugAddr := ""
 	if w.profile != "" {
 		if debugAddr, err = freeAddr(); err != nil {
@@ -248,7 +250,11 @@ func (w wrkRun) againstThroughline(bin, engine, pgURL string) (result, error) {
 		go func() {
 			// Profile the middle half of the measured run.
 			time.Sleep(w.warmup + w.duration/4)
-			profiled <- saveProfile(debugAddr, w.duration/2, w.profile+"-"+engine+".pprof")
+			err := saveProfile(debugAddr, "profile", w.duration/2, w.profile+"-"+engine+".pprof")
+			if err == nil {
+				err = saveProfile(debugAddr, "allocs", 0, w.profile+"-"+engine+".allocs.pprof")
+			}
+			profiled <- err
 		}()
 	} else {
 		profiled <- nil
@@ -278,9 +284,14 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-// saveProfile fetches a CPU profile of d from the server's profiler.
-func saveProfile(addr string, d time.Duration, path string) error {
-	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())))
+// saveProfile fetches a profile from the server's profiler: "profile" (CPU,
+// over d) or "allocs" (every allocation since the start, sampled).
+func saveProfile(addr, kind string, d time.Duration, path string) error {
+	u := fmt.Sprintf("http://%s/debug/pprof/%s", addr, kind)
+	if d > 0 {
+		u += fmt.Sprintf("?seconds=%d", int(d.Seconds()))
+	}
+	resp, err := http.Get(u)
 	if err != nil {
 		return err
 	}
@@ -296,7 +307,7 @@ func saveProfile(addr string, d time.Duration, path string) error {
 		f.Close()
 		return err
 	}
-	log.Printf("CPU profile of %s written to %s", d, path)
+	log.Printf("%s profile written to %s", kind, path)
 	return f.Close()
 }
 

@@ -25,7 +25,7 @@ import (
 
 func runServe(ctx context.Context, cio cmdIO, args []string) error {
 	var d dataFlags
-	var addr, shutdownTimeout, proxies, rateText, burstText, batchText, delayText string
+	var addr, shutdownTimeout, proxies, rateText, burstText, batchText, delayText, writersText string
 	var ff feedFlags
 	var publicURL, debugAddr string
 	var withDemo bool
@@ -38,6 +38,7 @@ func runServe(ctx context.Context, cio cmdIO, args []string) error {
 	f.stringVar(&rateText, "collect-rate", "THROUGHLINE_COLLECT_RATE", "100", "hits per second accepted from one client address (0: no limit)")
 	f.stringVar(&burstText, "collect-burst", "THROUGHLINE_COLLECT_BURST", "500", "hits one client address may send in a burst above --collect-rate")
 	f.stringVar(&batchText, "commit-max-batch", "THROUGHLINE_COMMIT_MAX_BATCH", "1000", "most hits committed in one transaction")
+	f.stringVar(&writersText, "commit-writers", "THROUGHLINE_COMMIT_WRITERS", "2", "how many group-commit transactions of hits may be in flight at once, each for its share of the visitors")
 	f.stringVar(&delayText, "commit-max-delay", "THROUGHLINE_COMMIT_MAX_DELAY", "0s", "how long a batch of hits may wait for more before it commits (0: commit as soon as the writer is free)")
 	f.stringVar(&debugAddr, "debug-addr", "THROUGHLINE_DEBUG_ADDR", "", "address for Go's profiler (/debug/pprof/) on a listener of its own; keep it private (default: off)")
 	ff.register(f)
@@ -73,6 +74,10 @@ func runServe(ctx context.Context, cio cmdIO, args []string) error {
 	maxBatch, err := strconv.Atoi(batchText)
 	if err != nil || maxBatch < 1 {
 		return &usageError{"serve", fmt.Sprintf("--commit-max-batch %q: want a whole number ≥ 1", batchText)}
+	}
+	writers, err := strconv.Atoi(writersText)
+	if err != nil || writers < 1 || writers > 64 {
+		return &usageError{"serve", fmt.Sprintf("--commit-writers %q: want a whole number from 1 to 64", writersText)}
 	}
 	maxDelay, err := time.ParseDuration(delayText)
 	if err != nil || maxDelay < 0 {
@@ -118,7 +123,7 @@ func runServe(ctx context.Context, cio cmdIO, args []string) error {
 	handler := server.New(db, server.Config{
 		Secrets: box,
 		Version: buildinfo.Version(), Logger: log,
-		Collector:   tracker.Config{MaxBatch: maxBatch, MaxDelay: maxDelay},
+		Collector:   tracker.Config{MaxBatch: maxBatch, MaxDelay: maxDelay, Writers: writers},
 		CollectRate: rate, CollectBurst: burst, TrustedProxies: trusted,
 		Imports:   server.ImportsConfig{AllowPrivateFeeds: ff.allowPrivate, MaxBytes: maxImport, TempDir: spool},
 		PublicURL: strings.TrimRight(publicURL, "/"),

@@ -1,14 +1,13 @@
 package server
 
 import (
+	"encoding/binary"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // clientIP returns the address the request came from. Behind a reverse
@@ -52,20 +51,36 @@ func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 	return false
 }
 
-// ipLimiter is a token bucket per client address. Idle buckets are swept so
-// memory follows the number of recently active addresses.
+// ipLimiter is a token bucket per client address. A bucket that has
+// refilled to its burst is the same as no bucket at all, so an address is
+// forgotten once it has been idle that long (burst ÷ rate: 5 s at the
+// collector's defaults): memory follows the addresses seen in the last few
+// seconds, not all addresses ever seen — a site behind a proxy sees
+// hundreds of thousands a day. Buckets are plain values in maps split into
+// shards, each with its own lock, swept a shard at a time: no pointers for
+// the garbage collector to follow, no global lock on the hot path, and no
+// pause to sweep them all at once.
 type ipLimiter struct {
-	limit rate.Limit
-	burst int
-
-	mu      sync.Mutex
-	buckets map[netip.Addr]*bucket
-	swept   time.Time
+	rate   float64 // tokens a second
+	burst  float64
+	idle   int64 // nanoseconds after which a bucket is full again
+	shards [limiterShards]limiterShard
 }
 
-type bucket struct {
-	lim  *rate.Limiter
-	seen time.Time
+const (
+	limiterShardBits = 6
+	limiterShards    = 1 << limiterShardBits
+)
+
+type limiterShard struct {
+	mu      sync.Mutex
+	buckets map[[16]byte]tokenBucket
+	swept   int64 // Unix nanoseconds
+}
+
+type tokenBucket struct {
+	tokens float64
+	at     int64 // Unix nanoseconds of the last request
 }
 
 func newIPLimiter(perSecond float64, burst int) *ipLimiter {
@@ -75,7 +90,12 @@ func newIPLimiter(perSecond float64, burst int) *ipLimiter {
 	if burst <= 0 {
 		burst = int(perSecond * 5)
 	}
-	return &ipLimiter{limit: rate.Limit(perSecond), burst: max(burst, 1), buckets: map[netip.Addr]*bucket{}, swept: time.Now()}
+	burst = max(burst, 1)
+	l := &ipLimiter{rate: perSecond, burst: float64(burst), idle: int64(float64(burst) / perSecond * float64(time.Second))}
+	for i := range l.shards {
+		l.shards[i].buckets = map[[16]byte]tokenBucket{}
+	}
+	return l
 }
 
 // allow reports whether a request from a may proceed. A nil limiter allows all.
@@ -83,21 +103,45 @@ func (l *ipLimiter) allow(a netip.Addr, now time.Time) bool {
 	if l == nil {
 		return true
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.swept) > time.Minute {
-		for k, b := range l.buckets {
-			if now.Sub(b.seen) > 5*time.Minute {
-				delete(l.buckets, k)
+	key := a.As16()
+	// Fibonacci hashing: the top bits of the product depend on every bit
+	// of the address (an IPv4 address is only the last four bytes).
+	h := (binary.LittleEndian.Uint64(key[8:]) ^ binary.LittleEndian.Uint64(key[:8])) * 0x9e3779b97f4a7c15
+	sh := &l.shards[h>>(64-limiterShardBits)]
+	t := now.UnixNano()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if t-sh.swept > l.idle/2 { // so a bucket is kept at most 1.5 × idle
+		for k, b := range sh.buckets {
+			if t-b.at >= l.idle {
+				delete(sh.buckets, k)
 			}
 		}
-		l.swept = now
+		sh.swept = t
 	}
-	b, ok := l.buckets[a]
+	b, ok := sh.buckets[key]
 	if !ok {
-		b = &bucket{lim: rate.NewLimiter(l.limit, l.burst)}
-		l.buckets[a] = b
+		b = tokenBucket{tokens: l.burst, at: t}
 	}
-	b.seen = now
-	return b.lim.AllowN(now, 1)
+	if t > b.at {
+		b.tokens = min(l.burst, b.tokens+float64(t-b.at)/float64(time.Second)*l.rate)
+		b.at = t
+	}
+	allowed := b.tokens >= 1
+	if allowed {
+		b.tokens--
+	}
+	sh.buckets[key] = b
+	return allowed
+}
+
+// size is how many addresses the limiter remembers.
+func (l *ipLimiter) size() int {
+	n := 0
+	for i := range l.shards {
+		l.shards[i].mu.Lock()
+		n += len(l.shards[i].buckets)
+		l.shards[i].mu.Unlock()
+	}
+	return n
 }

@@ -1,14 +1,15 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/throughline/throughline/internal/counter"
@@ -30,7 +31,13 @@ func (s *Server) collect(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	body, err := io.ReadAll(r.Body)
+	buf := bodies.Get().(*bytes.Buffer)
+	defer func() {
+		buf.Reset()
+		bodies.Put(buf)
+	}()
+	_, err := buf.ReadFrom(r.Body)
+	body := buf.Bytes()
 	if err != nil {
 		var maxErr *http.MaxBytesError
 		if errors.As(err, &maxErr) {
@@ -48,6 +55,10 @@ func (s *Server) collect(w http.ResponseWriter, r *http.Request) {
 	}
 	s.record(w, r, p, ip, false)
 }
+
+// bodies recycles the buffers hits are read into (at most 16 KB each): a
+// hit's payload is parsed and copied out before the buffer goes back.
+var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // collectGIF answers GET /collect.gif?…: the same hit in the query string,
 // for senders that can only load an image.

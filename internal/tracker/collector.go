@@ -3,6 +3,7 @@ package tracker
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,31 +20,44 @@ import (
 
 // Collector records hits durably, with group commit: a hit is answered only
 // after the transaction holding it has committed, and the hits that arrive
-// together share one transaction (one fsync). One goroutine — the writer —
-// takes whatever is queued (up to MaxBatch), decides each hit's session,
-// writes the batch, commits, and only then answers every hit in it.
+// together share one transaction (one fsync).
 //
-// The writer is also the only place that decides sessions, so hits of one
-// visitor that arrive at the same moment cannot race each other into two
-// sessions. It keeps each recently active visitor's latest session in
-// memory (the cache) and reads the database on a miss (after a restart, or
-// for a session another process started).
+// Visitors are split among a few writers (Config.Writers) by their id. Each
+// writer is one goroutine that takes whatever its queue holds (up to
+// MaxBatch), decides each hit's session, writes the batch, commits, and only
+// then answers every hit in it. While one writer's transaction runs in the
+// database, another works out its next batch: on SQLite, whose one
+// connection writes, that overlaps the Go work with the database's; on
+// PostgreSQL the transactions run side by side. A visitor's hits always go
+// to the same writer, and a writer is the only place that decides its
+// visitors' sessions, so hits of one visitor that arrive at the same moment
+// cannot race each other into two sessions. Each writer keeps its recently
+// active visitors' latest sessions in memory (the cache) and reads the
+// database on a miss (after a restart, or for a session another process
+// started).
 //
 // A batch only inserts: new sessions and hits. A session's last activity
 // and its pageview and event counts are its hits' (see GetSession), so a
 // hit that continues a session rewrites no session row.
 type Collector struct {
-	db    *store.DB
-	log   *slog.Logger
-	cfg   Config
-	queue chan *pending
-	ua    uaCache
-	m     collectorMetrics
-	stmts insertStatements
+	db      *store.DB
+	log     *slog.Logger
+	cfg     Config
+	ua      uaCache
+	m       collectorMetrics
+	stmts   insertStatements
+	writers []*writer
 
 	mu     sync.RWMutex // guards closed, so no hit is sent on a closed queue
 	closed bool
-	done   chan struct{}
+	done   chan struct{} // closed when every writer has finished
+}
+
+// writer is one partition of the collector's visitors, and the goroutine
+// that writes their hits.
+type writer struct {
+	c     *Collector
+	queue chan *pending
 
 	// Owned by the writer goroutine: each visitor's latest session.
 	visitors map[visitorKey]activeSession
@@ -61,8 +75,12 @@ type Config struct {
 	// because hits queue up while the previous commit runs.
 	MaxDelay time.Duration
 	// MaxVisitors caps the in-memory cache of visitors' latest sessions
-	// (about 100 bytes each); past it the longest idle are forgotten.
+	// (about 100 bytes each, shared out among the writers); past it the
+	// longest idle are forgotten.
 	MaxVisitors int
+	// Writers is how many batches may be in flight at once, each for its
+	// own share of the visitors.
+	Writers int
 	// Registerer receives the collector's metrics; nil means none.
 	Registerer prometheus.Registerer
 }
@@ -70,6 +88,7 @@ type Config struct {
 const (
 	defaultMaxBatch    = 1000
 	defaultMaxVisitors = 500_000
+	defaultWriters     = 2
 	commitTimeout      = 30 * time.Second
 )
 
@@ -117,12 +136,12 @@ func NewCollector(db *store.DB, cfg Config) *Collector {
 	if cfg.MaxVisitors <= 0 {
 		cfg.MaxVisitors = defaultMaxVisitors
 	}
+	if cfg.Writers <= 0 {
+		cfg.Writers = defaultWriters
+	}
 	c := &Collector{
 		db: db, log: cfg.Logger, cfg: cfg,
-		queue:    make(chan *pending, 4*cfg.MaxBatch),
-		done:     make(chan struct{}),
-		visitors: map[visitorKey]activeSession{},
-		swept:    time.Now(),
+		done: make(chan struct{}),
 		m: collectorMetrics{
 			hits: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "throughline_collector_hits_total",
@@ -149,14 +168,42 @@ func NewCollector(db *store.DB, cfg Config) *Collector {
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "throughline_collector_queue_hits",
 				Help: "Hits waiting for the writer.",
-			}, func() float64 { return float64(len(c.queue)) }),
+			}, func() float64 { return float64(c.sum(func(w *writer) int64 { return int64(len(w.queue)) })) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "throughline_collector_cached_visitors",
 				Help: "Visitors whose latest session the collector keeps in memory.",
-			}, func() float64 { return float64(c.cached.Load()) }))
+			}, func() float64 { return float64(c.sum(func(w *writer) int64 { return w.cached.Load() })) }))
 	}
-	go c.run()
+	var wg sync.WaitGroup
+	for range cfg.Writers {
+		w := &writer{c: c, queue: make(chan *pending, 4*cfg.MaxBatch), visitors: map[visitorKey]activeSession{}, swept: time.Now()}
+		c.writers = append(c.writers, w)
+		wg.Go(w.run)
+	}
+	go func() {
+		wg.Wait()
+		c.stmts.close()
+		close(c.done)
+	}()
 	return c
+}
+
+func (c *Collector) sum(f func(*writer) int64) int64 {
+	var n int64
+	for _, w := range c.writers {
+		n += f(w)
+	}
+	return n
+}
+
+// writerOf is the writer of a visitor: by the random bits of its id (t.js
+// makes version 4 UUIDs). Robots' hits, which only count per day, all go to
+// the first writer, so one transaction at a time adds to those counts.
+func (c *Collector) writerOf(uuid id, bot bool) *writer {
+	if bot {
+		return c.writers[0]
+	}
+	return c.writers[binary.LittleEndian.Uint64(uuid[8:])%uint64(len(c.writers))]
 }
 
 // Result is what the collector tells the sender about a hit.
@@ -168,36 +215,48 @@ type Result struct {
 // Collect records h and returns once it is committed (or failed). If ctx
 // ends first the hit may still be committed; the caller just stops waiting.
 func (c *Collector) Collect(ctx context.Context, h Hit) (Result, error) {
-	p := &pending{hit: h, client: c.ua.parse(h.UserAgent), done: make(chan outcome, 1)}
-	var ok bool
-	if p.uuid, ok = parseID(h.UUID); !ok {
+	uuid, ok := parseID(h.UUID)
+	if !ok {
 		return Result{}, &FieldError{Field: "uuid", Message: "must be a lowercase UUID"}
 	}
+	var lastSID id
 	if h.LastSID != "" {
-		if p.lastSID, ok = parseID(h.LastSID); !ok {
+		if lastSID, ok = parseID(h.LastSID); !ok {
 			return Result{}, &FieldError{Field: "sid", Message: "must be empty or a lowercase UUID"}
 		}
-		p.hasLastSID = true
 	}
+	p := pendings.Get().(*pending)
+	*p = pending{hit: h, uuid: uuid, lastSID: lastSID, hasLastSID: h.LastSID != "", client: c.ua.parse(h.UserAgent), done: p.done}
+	w := c.writerOf(uuid, p.client.Bot)
 	c.mu.RLock()
 	if c.closed {
 		c.mu.RUnlock()
+		pendings.Put(p)
 		return Result{}, ErrClosed
 	}
 	select {
-	case c.queue <- p:
+	case w.queue <- p:
 		c.mu.RUnlock()
 	case <-ctx.Done():
 		c.mu.RUnlock()
+		pendings.Put(p)
 		return Result{}, ctx.Err()
 	}
 	select {
 	case o := <-p.done:
-		return Result{SID: o.sid, Bot: p.client.Bot}, o.err
+		res := Result{SID: o.sid, Bot: p.client.Bot}
+		*p = pending{done: p.done}
+		pendings.Put(p) // answered: the writer is done with it
+		return res, o.err
 	case <-ctx.Done():
+		// The writer still holds p and will answer it: p is not reused.
 		return Result{}, ctx.Err()
 	}
 }
+
+// pendings recycles the hits' envelopes and their answer channels: the
+// collector takes thousands a second.
+var pendings = sync.Pool{New: func() any { return &pending{done: make(chan outcome, 1)} }}
 
 // Close stops taking hits, commits the ones already queued, and waits for
 // the writer to finish (or for ctx to end).
@@ -205,7 +264,9 @@ func (c *Collector) Close(ctx context.Context) error {
 	c.mu.Lock()
 	if !c.closed {
 		c.closed = true
-		close(c.queue)
+		for _, w := range c.writers {
+			close(w.queue)
+		}
 	}
 	c.mu.Unlock()
 	select {
@@ -216,28 +277,27 @@ func (c *Collector) Close(ctx context.Context) error {
 	}
 }
 
-func (c *Collector) run() {
-	defer close(c.done)
-	defer c.stmts.close()
-	batch := make([]*pending, 0, c.cfg.MaxBatch)
+func (w *writer) run() {
+	batch := make([]*pending, 0, w.c.cfg.MaxBatch)
 	for {
-		p, ok := <-c.queue
+		p, ok := <-w.queue
 		if !ok {
 			return
 		}
-		batch = c.fill(append(batch[:0], p))
-		c.commit(batch)
+		batch = w.fill(append(batch[:0], p))
+		w.commit(batch)
 		clear(batch) // drop references to answered hits
 	}
 }
 
 // fill adds queued hits to batch without waiting, then (with MaxDelay) waits
 // up to MaxDelay for more, until MaxBatch.
-func (c *Collector) fill(batch []*pending) []*pending {
+func (w *writer) fill(batch []*pending) []*pending {
+	c := w.c
 	var deadline <-chan time.Time
 	for len(batch) < c.cfg.MaxBatch {
 		select {
-		case p, ok := <-c.queue:
+		case p, ok := <-w.queue:
 			if !ok {
 				return batch
 			}
@@ -254,7 +314,7 @@ func (c *Collector) fill(batch []*pending) []*pending {
 			deadline = t.C
 		}
 		select {
-		case p, ok := <-c.queue:
+		case p, ok := <-w.queue:
 			if !ok {
 				return batch
 			}
@@ -293,11 +353,12 @@ type hitRow struct {
 	typ, url, title, name, props string
 }
 
-func (c *Collector) commit(batch []*pending) {
+func (w *writer) commit(batch []*pending) {
+	c := w.c
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
-	pl, err := c.store(ctx, batch)
+	pl, err := w.store(ctx, batch)
 	c.m.batch.Observe(float64(len(batch)))
 	c.m.commit.Observe(time.Since(start).Seconds())
 	if err != nil {
@@ -309,28 +370,39 @@ func (c *Collector) commit(batch []*pending) {
 		return
 	}
 	for k, s := range pl.visitors {
-		c.visitors[k] = s
+		w.visitors[k] = s
 	}
 	c.m.sessions.Add(float64(len(pl.newSessions)))
+	bots := 0
 	for i, p := range batch {
 		if p.client.Bot {
-			c.m.hits.WithLabelValues("bot").Inc()
-		} else {
-			c.m.hits.WithLabelValues("stored").Inc()
+			bots++
 		}
-		p.done <- outcome{sid: pl.sids[i]}
+		p.done <- outcome{sid: pl.sids[i]} // p belongs to its sender again
 	}
-	c.sweep(time.Now())
-	c.cached.Store(int64(len(c.visitors)))
+	c.m.hits.WithLabelValues("bot").Add(float64(bots))
+	c.m.hits.WithLabelValues("stored").Add(float64(len(batch) - bots))
+	w.sweep(time.Now())
+	w.cached.Store(int64(len(w.visitors)))
 }
 
-// store plans and writes a batch in one transaction, on a connection of its
-// own (PostgreSQL's COPY needs the connection, not just the transaction).
-func (c *Collector) store(ctx context.Context, batch []*pending) (*plan, error) {
+// store plans a batch and writes it in one transaction. The plan reads what
+// it needs through the read pool, before the transaction: on SQLite the one
+// writing connection is then busy only with writing, and the other writers'
+// transactions run while this one plans. (A writer's own batches commit
+// one after the other, so the reads see all of its earlier ones.) The
+// transaction has a connection of its own: PostgreSQL's COPY needs the
+// connection, not just the transaction.
+func (w *writer) store(ctx context.Context, batch []*pending) (*plan, error) {
+	c := w.c
 	if c.db.Dialect() == store.SQLite {
 		if err := c.stmts.prepare(ctx, c.db.Writer()); err != nil {
 			return nil, err
 		}
+	}
+	pl, err := w.plan(ctx, batch)
+	if err != nil {
+		return nil, err
 	}
 	conn, err := c.db.Writer().Conn(ctx)
 	if err != nil {
@@ -342,11 +414,7 @@ func (c *Collector) store(ctx context.Context, batch []*pending) (*plan, error) 
 		return nil, fmt.Errorf("tracker: begin: %w", err)
 	}
 	defer tx.Rollback()
-	pl, err := c.plan(ctx, tx, batch)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.write(ctx, conn, tx, pl); err != nil {
+	if err := w.write(ctx, conn, tx, pl); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -356,14 +424,14 @@ func (c *Collector) store(ctx context.Context, batch []*pending) (*plan, error) 
 }
 
 // plan decides the session of every hit in the batch, in arrival order.
-func (c *Collector) plan(ctx context.Context, tx *sql.Tx, batch []*pending) (*plan, error) {
+func (w *writer) plan(ctx context.Context, batch []*pending) (*plan, error) {
 	pl := &plan{
 		sids:     make([]string, len(batch)),
 		bots:     map[botKey]int{},
 		visitors: map[visitorKey]activeSession{},
 		hits:     make([]hitRow, 0, len(batch)),
 	}
-	if err := c.prefetch(ctx, tx, pl, batch); err != nil {
+	if err := w.prefetch(ctx, pl, batch); err != nil {
 		return nil, err
 	}
 	for i, p := range batch {
@@ -375,7 +443,7 @@ func (c *Collector) plan(ctx context.Context, tx *sql.Tx, batch []*pending) (*pl
 		}
 		rules := RulesOf(h.Counter)
 		vk := visitorKey{h.Counter.ID, p.uuid}
-		s, ok := c.candidate(pl, p, vk, rules)
+		s, ok := w.candidate(pl, p, vk, rules)
 		if ok {
 			s.last = max(s.last, h.At.UnixNano())
 			s.timeout = int64(rules.Timeout)
@@ -403,18 +471,18 @@ func hasKey[K comparable, V any](m map[K]V, k K) bool {
 // candidate returns the session hit p continues, if any. It tries the
 // session the browser named, then the visitor's latest session (the
 // browser may have lost its sid, or sent hits before it learned it).
-func (c *Collector) candidate(pl *plan, p *pending, vk visitorKey, rules Rules) (activeSession, bool) {
+func (w *writer) candidate(pl *plan, p *pending, vk visitorKey, rules Rules) (activeSession, bool) {
 	h := &p.hit
 	var tried *id
 	if p.hasLastSID {
-		if s, ok := c.bySID(pl, vk, p.lastSID); ok {
+		if s, ok := w.bySID(pl, vk, p.lastSID); ok {
 			if rules.decide(&s, p.uuid, h.At, h.Campaign) == continued {
 				return s, true
 			}
 			tried = &s.sid
 		}
 	}
-	s, ok := c.byVisitor(pl, vk)
+	s, ok := w.byVisitor(pl, vk)
 	if !ok || (tried != nil && s.sid == *tried) {
 		return s, false
 	}
@@ -423,29 +491,29 @@ func (c *Collector) candidate(pl *plan, p *pending, vk visitorKey, rules Rules) 
 
 // latest is the visitor's latest session as the batch so far has left it,
 // else as the cache knows it.
-func (c *Collector) latest(pl *plan, vk visitorKey) (activeSession, bool) {
+func (w *writer) latest(pl *plan, vk visitorKey) (activeSession, bool) {
 	if s, ok := pl.visitors[vk]; ok {
 		return s, true
 	}
-	s, ok := c.visitors[vk]
+	s, ok := w.visitors[vk]
 	return s, ok
 }
 
 // bySID finds the session sid, which the visitor's browser named: usually
 // the visitor's latest, which is in memory; else what prefetch read.
-func (c *Collector) bySID(pl *plan, vk visitorKey, sid id) (activeSession, bool) {
-	if s, ok := c.latest(pl, vk); ok && s.sid == sid {
+func (w *writer) bySID(pl *plan, vk visitorKey, sid id) (activeSession, bool) {
+	if s, ok := w.latest(pl, vk); ok && s.sid == sid {
 		return s, true
 	}
-	if s, ok := c.visitors[vk]; ok && s.sid == sid {
+	if s, ok := w.visitors[vk]; ok && s.sid == sid {
 		return s, true
 	}
 	s, ok := pl.loadedSIDs[sessionKey{vk.counter, sid}]
 	return s, ok
 }
 
-func (c *Collector) byVisitor(pl *plan, vk visitorKey) (activeSession, bool) {
-	if s, ok := c.latest(pl, vk); ok {
+func (w *writer) byVisitor(pl *plan, vk visitorKey) (activeSession, bool) {
+	if s, ok := w.latest(pl, vk); ok {
 		return s, true
 	}
 	s, ok := pl.loadedVisitors[vk]
@@ -465,7 +533,7 @@ const prefetchChunk = 500
 // cache does not know: those the hits name by sid, and each new visitor's
 // latest. One query per hit would cost a database round trip each, which on
 // PostgreSQL is most of a batch's time after a restart or for new visitors.
-func (c *Collector) prefetch(ctx context.Context, tx *sql.Tx, pl *plan, batch []*pending) error {
+func (w *writer) prefetch(ctx context.Context, pl *plan, batch []*pending) error {
 	sids := map[int64][]string{}
 	uuids := map[int64][]string{}
 	pl.loadedSIDs = map[sessionKey]activeSession{}
@@ -477,7 +545,7 @@ func (c *Collector) prefetch(ctx context.Context, tx *sql.Tx, pl *plan, batch []
 			continue
 		}
 		vk := visitorKey{p.hit.Counter.ID, p.uuid}
-		cached, known := c.visitors[vk]
+		cached, known := w.visitors[vk]
 		if sk := (sessionKey{vk.counter, p.lastSID}); p.hasLastSID && (!known || cached.sid != p.lastSID) && !seenSIDs[sk] {
 			seenSIDs[sk] = true
 			sids[sk.counter] = append(sids[sk.counter], p.hit.LastSID)
@@ -487,11 +555,12 @@ func (c *Collector) prefetch(ctx context.Context, tx *sql.Tx, pl *plan, batch []
 			uuids[vk.counter] = append(uuids[vk.counter], p.hit.UUID)
 		}
 	}
-	d := c.db.Dialect()
+	db := w.c.db
+	d := db.Dialect()
 	for counterID, list := range sids {
 		for chunk := range slices.Chunk(list, prefetchChunk) {
 			query, args := sessionsBySIDQuery(d, counterID, chunk)
-			err := queryActive(ctx, tx, query, args, func(s activeSession) {
+			err := queryActive(ctx, db.Reader(), query, args, func(s activeSession) {
 				pl.loadedSIDs[sessionKey{counterID, s.sid}] = s
 			})
 			if err != nil {
@@ -502,7 +571,7 @@ func (c *Collector) prefetch(ctx context.Context, tx *sql.Tx, pl *plan, batch []
 	for counterID, list := range uuids {
 		for chunk := range slices.Chunk(list, prefetchChunk) {
 			query, args := latestSessionsQuery(d, counterID, chunk)
-			err := queryActive(ctx, tx, query, args, func(s activeSession) {
+			err := queryActive(ctx, db.Reader(), query, args, func(s activeSession) {
 				pl.loadedVisitors[visitorKey{counterID, s.uuid}] = s
 			})
 			if err != nil {
@@ -558,8 +627,8 @@ func anys(ss []string) []any {
 }
 
 // queryActive reads the sessions a query returns (activeColumns).
-func queryActive(ctx context.Context, tx *sql.Tx, query string, args []any, each func(activeSession)) error {
-	rows, err := tx.QueryContext(ctx, query, args...)
+func queryActive(ctx context.Context, db *sql.DB, query string, args []any, each func(activeSession)) error {
+	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("tracker: read sessions: %w", err)
 	}
@@ -598,33 +667,35 @@ func queryActive(ctx context.Context, tx *sql.Tx, query string, args []any, each
 // sweep forgets visitors whose session can no longer be continued, at most
 // once a minute, and the longest idle when the cache outgrows its cap
 // (they are read from the database if they come back).
-func (c *Collector) sweep(now time.Time) {
-	over := len(c.visitors) > c.cfg.MaxVisitors
-	if now.Sub(c.swept) < time.Minute && !over {
+func (w *writer) sweep(now time.Time) {
+	c := w.c
+	limit := max(1, c.cfg.MaxVisitors/len(c.writers))
+	over := len(w.visitors) > limit
+	if now.Sub(w.swept) < time.Minute && !over {
 		return
 	}
-	c.swept = now
-	for k, s := range c.visitors {
+	w.swept = now
+	for k, s := range w.visitors {
 		if now.UnixNano()-s.last > s.timeout+int64(time.Minute) {
-			delete(c.visitors, k)
+			delete(w.visitors, k)
 		}
 	}
-	if len(c.visitors) <= c.cfg.MaxVisitors {
+	if len(w.visitors) <= limit {
 		return
 	}
 	// Keep the most recently active seven eighths of the cap, so this
 	// sort runs once in a while, not on every batch.
-	keep := c.cfg.MaxVisitors - c.cfg.MaxVisitors/8
-	lasts := make([]int64, 0, len(c.visitors))
-	for _, s := range c.visitors {
+	keep := max(1, limit-limit/8)
+	lasts := make([]int64, 0, len(w.visitors))
+	for _, s := range w.visitors {
 		lasts = append(lasts, s.last)
 	}
 	slices.Sort(lasts)
 	cutoff := lasts[len(lasts)-keep]
-	for k, s := range c.visitors {
+	for k, s := range w.visitors {
 		if s.last < cutoff {
-			delete(c.visitors, k)
+			delete(w.visitors, k)
 		}
 	}
-	c.log.Info("collector: visitor cache at its cap; forgot the longest idle", "cap", c.cfg.MaxVisitors, "kept", len(c.visitors))
+	c.log.Info("collector: visitor cache at its cap; forgot the longest idle", "cap", limit, "kept", len(w.visitors))
 }

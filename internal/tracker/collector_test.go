@@ -398,7 +398,7 @@ func TestCollectorVisitorCacheCap(t *testing.T) {
 		for v := range visitors {
 			ids[v] = newID()
 			sids[v] = f.collect(t, f.hit(t, ids[v], "", "https://shop.ru/", f.t0.Add(time.Duration(v)*time.Second)))
-			if n := f.c.cached.Load(); n > 8 {
+			if n := f.c.sum(func(w *writer) int64 { return w.cached.Load() }); n > 8 {
 				t.Fatalf("%d visitors cached, cap 8", n)
 			}
 		}

@@ -67,7 +67,8 @@ func (h *hitRow) values(dst []any) []any {
 
 // write stores a planned batch: the new sessions, the hits, the days whose
 // report rollups they change, and bot counts.
-func (c *Collector) write(ctx context.Context, conn *sql.Conn, tx *sql.Tx, pl *plan) error {
+func (w *writer) write(ctx context.Context, conn *sql.Conn, tx *sql.Tx, pl *plan) error {
+	c := w.c
 	d := c.db.Dialect()
 	err := c.insert(ctx, conn, tx, &sessionsTable, len(pl.newSessions), func(i int, dst []any) []any {
 		return pl.newSessions[i].values(dst)

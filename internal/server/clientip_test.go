@@ -1,0 +1,81 @@
+package server
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+func TestIPLimiterBuckets(t *testing.T) {
+	l := newIPLimiter(10, 5) // 10 a second, bursts of 5
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	a, b := netip.MustParseAddr("203.0.113.7"), netip.MustParseAddr("2001:db8::7")
+	for i := range 5 {
+		if !l.allow(a, t0) {
+			t.Fatalf("request %d of the burst refused", i+1)
+		}
+	}
+	if l.allow(a, t0) {
+		t.Fatal("a sixth request at once passed a burst of 5")
+	}
+	if !l.allow(b, t0) {
+		t.Fatal("another address was limited by the first one's requests")
+	}
+	if l.allow(a, t0.Add(50*time.Millisecond)) {
+		t.Fatal("half a token (50 ms at 10/s) let a request through")
+	}
+	if !l.allow(a, t0.Add(100*time.Millisecond)) {
+		t.Fatal("a token refilled after 100 ms did not let a request through")
+	}
+	if l.allow(a, t0.Add(100*time.Millisecond)) {
+		t.Fatal("one refilled token let two requests through")
+	}
+	// Idle for the time a bucket takes to fill (5 ÷ 10/s = 500 ms), an
+	// address has its whole burst again, and the limiter forgets it.
+	later := t0.Add(time.Second)
+	for i := range 5 {
+		if !l.allow(a, later) {
+			t.Fatalf("after a second idle, request %d of the burst refused", i+1)
+		}
+	}
+	if l.allow(a, later) {
+		t.Fatal("after a second idle, the burst was more than 5")
+	}
+	if n := l.size(); n > 2 {
+		t.Errorf("%d addresses remembered, want at most the 2 seen", n)
+	}
+	// Sweeps happen as requests arrive in each shard; a request much later
+	// to every shard leaves only the addresses it came from.
+	much := t0.Add(time.Hour)
+	for i := range 4096 {
+		l.allow(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), much)
+	}
+	if l.allow(a, much.Add(time.Second)); l.size() > 4096+1 {
+		t.Errorf("%d addresses remembered an hour later, want the 4,097 of the last seconds", l.size())
+	}
+}
+
+// A spray of addresses (a large site behind a proxy, or a flood) is
+// remembered only for the seconds a bucket takes to refill: memory stays
+// bounded by the recent request rate, whatever the number of addresses.
+func TestIPLimiterMemoryFollowsRecentAddresses(t *testing.T) {
+	l := newIPLimiter(100, 500) // the collector's defaults: idle 5 s
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	const perSecond = 20_000
+	peak := 0
+	for i := range 60 * perSecond { // a minute of 20,000 new addresses a second
+		at := t0.Add(time.Duration(i) * time.Second / perSecond)
+		a := netip.AddrFrom4([4]byte{byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)})
+		if !l.allow(a, at) {
+			t.Fatalf("first request of a new address refused")
+		}
+		if i%perSecond == 0 {
+			peak = max(peak, l.size())
+		}
+	}
+	// 5 s of addresses, plus what a shard holds until its next sweep (2.5 s).
+	if limit := 8 * perSecond; peak > limit {
+		t.Errorf("remembered up to %d addresses; want at most %d (seconds of traffic, not the 1.2 million seen)", peak, limit)
+	}
+	t.Logf("peak %d addresses remembered of %d seen", peak, 60*perSecond)
+}
