@@ -90,6 +90,13 @@ func main() {
 		fmt.Printf("%-22s %10.0f %7.2f %9s %9s %9d  %.0f → %.0f, peak %.0f; %d hits stored, %d answered in the measured run (plus the warm-up)\n",
 			"collect "+r.engine, r.rps, r.rps/noop.rps, r.p50, r.p99, r.errors, r.rssStart, r.rssEnd, r.rssPeak, r.stored, r.requests)
 	}
+	for _, r := range results {
+		steps := make([]string, len(r.rssSteps))
+		for i, v := range r.rssSteps {
+			steps[i] = fmt.Sprintf("%.0f", v)
+		}
+		fmt.Printf("server RSS (MiB) of collect %s, each 10 s: %s\n", r.engine, strings.Join(steps, " "))
+	}
 	fmt.Printf("\nCPU per request during the measured run (µs) and the machine's idle share:\n")
 	fmt.Printf("%-22s %8s %8s %10s %8s %6s\n", "target", "server", "wrk", "postgres", "total", "idle")
 	for _, r := range append([]result{noop}, results...) {
@@ -124,6 +131,7 @@ type result struct {
 	p50, p99                  time.Duration
 	requests, errors, stored  int64
 	rssStart, rssEnd, rssPeak float64
+	rssSteps                  []float64 // the largest sample of each 10 s
 	// CPU time spent during the measured run, per answered request: by the
 	// server, by wrk, by PostgreSQL's processes; and the machine's idle share.
 	cpuServer, cpuWrk, cpuPostgres time.Duration
@@ -396,6 +404,9 @@ func (w wrkRun) load(base, script string, pid *int) (result, error) {
 	if pid != nil && len(rss) > 0 {
 		n := min(10, len(rss))
 		r.rssStart, r.rssEnd = maxOf(rss[:n]), maxOf(rss[len(rss)-n:])
+		for i := 0; i < len(rss); i += 10 {
+			r.rssSteps = append(r.rssSteps, maxOf(rss[i:min(i+10, len(rss))]))
+		}
 		if v, err := statusKB(*pid, "VmHWM"); err == nil {
 			r.rssPeak = v / 1024
 		}
