@@ -137,3 +137,22 @@ func TestIDs(t *testing.T) {
 		}
 	}
 }
+
+// FuzzID: parseID accepts exactly what validID accepts, and the 16 bytes
+// it reads print back as the same text (the collector keeps ids as bytes
+// and answers with their text).
+func FuzzID(f *testing.F) {
+	f.Add("0b8e2bd4-5b0e-4b8a-9a7e-3f0a1c2d3e4f")
+	f.Add("01a24d95-e980-7348-a796-0eabea327b1f")
+	f.Add("0B8E2BD4-5B0E-4B8A-9A7E-3F0A1C2D3E4F")
+	f.Add("0b8e2bd45b0e4b8a9a7e3f0a1c2d3e4f----")
+	f.Fuzz(func(t *testing.T, s string) {
+		x, ok := parseID(s)
+		if ok != validID(s) {
+			t.Fatalf("parseID(%q) ok = %v, validID = %v", s, ok, validID(s))
+		}
+		if ok && x.String() != s {
+			t.Fatalf("parseID(%q).String() = %q", s, x.String())
+		}
+	})
+}
