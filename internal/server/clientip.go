@@ -134,14 +134,3 @@ func (l *ipLimiter) allow(a netip.Addr, now time.Time) bool {
 	sh.buckets[key] = b
 	return allowed
 }
-
-// size is how many addresses the limiter remembers.
-func (l *ipLimiter) size() int {
-	n := 0
-	for i := range l.shards {
-		l.shards[i].mu.Lock()
-		n += len(l.shards[i].buckets)
-		l.shards[i].mu.Unlock()
-	}
-	return n
-}

@@ -79,3 +79,14 @@ func TestIPLimiterMemoryFollowsRecentAddresses(t *testing.T) {
 	}
 	t.Logf("peak %d addresses remembered of %d seen", peak, 60*perSecond)
 }
+
+// size is how many addresses the limiter remembers.
+func (l *ipLimiter) size() int {
+	n := 0
+	for i := range l.shards {
+		l.shards[i].mu.Lock()
+		n += len(l.shards[i].buckets)
+		l.shards[i].mu.Unlock()
+	}
+	return n
+}

@@ -107,8 +107,7 @@ type visitorKey struct {
 
 type pending struct {
 	hit           Hit
-	uuid, lastSID id // parsed from hit.UUID and hit.LastSID
-	hasLastSID    bool
+	uuid, lastSID id // parsed from hit.UUID and hit.LastSID (zero when it is empty)
 	client        client
 	done          chan outcome // buffered: the writer never blocks on a gone handler
 }
@@ -226,7 +225,7 @@ func (c *Collector) Collect(ctx context.Context, h Hit) (Result, error) {
 		}
 	}
 	p := pendings.Get().(*pending)
-	*p = pending{hit: h, uuid: uuid, lastSID: lastSID, hasLastSID: h.LastSID != "", client: c.ua.parse(h.UserAgent), done: p.done}
+	*p = pending{hit: h, uuid: uuid, lastSID: lastSID, client: c.ua.parse(h.UserAgent), done: p.done}
 	w := c.writerOf(uuid, p.client.Bot)
 	c.mu.RLock()
 	if c.closed {
@@ -447,7 +446,8 @@ func (w *writer) plan(ctx context.Context, batch []*pending) (*plan, error) {
 		if ok {
 			s.last = max(s.last, h.At.UnixNano())
 			s.timeout = int64(rules.Timeout)
-			if sk := (sessionKey{vk.counter, s.sid}); hasKey(pl.loadedSIDs, sk) {
+			sk := sessionKey{vk.counter, s.sid}
+			if _, loaded := pl.loadedSIDs[sk]; loaded {
 				pl.loadedSIDs[sk] = s // a later hit of the batch may name it too
 			}
 		} else {
@@ -463,18 +463,13 @@ func (w *writer) plan(ctx context.Context, batch []*pending) (*plan, error) {
 	return pl, nil
 }
 
-func hasKey[K comparable, V any](m map[K]V, k K) bool {
-	_, ok := m[k]
-	return ok
-}
-
 // candidate returns the session hit p continues, if any. It tries the
 // session the browser named, then the visitor's latest session (the
 // browser may have lost its sid, or sent hits before it learned it).
 func (w *writer) candidate(pl *plan, p *pending, vk visitorKey, rules Rules) (activeSession, bool) {
 	h := &p.hit
 	var tried *id
-	if p.hasLastSID {
+	if h.LastSID != "" {
 		if s, ok := w.bySID(pl, vk, p.lastSID); ok {
 			if rules.decide(&s, p.uuid, h.At, h.Campaign) == continued {
 				return s, true
@@ -489,20 +484,12 @@ func (w *writer) candidate(pl *plan, p *pending, vk visitorKey, rules Rules) (ac
 	return s, rules.decide(&s, p.uuid, h.At, h.Campaign) == continued
 }
 
-// latest is the visitor's latest session as the batch so far has left it,
-// else as the cache knows it.
-func (w *writer) latest(pl *plan, vk visitorKey) (activeSession, bool) {
-	if s, ok := pl.visitors[vk]; ok {
-		return s, true
-	}
-	s, ok := w.visitors[vk]
-	return s, ok
-}
-
 // bySID finds the session sid, which the visitor's browser named: usually
-// the visitor's latest, which is in memory; else what prefetch read.
+// the visitor's latest, in memory — as this batch has left it, or as the
+// cache knew it before (another tab may have moved the visitor on in this
+// batch); else what prefetch read.
 func (w *writer) bySID(pl *plan, vk visitorKey, sid id) (activeSession, bool) {
-	if s, ok := w.latest(pl, vk); ok && s.sid == sid {
+	if s, ok := pl.visitors[vk]; ok && s.sid == sid {
 		return s, true
 	}
 	if s, ok := w.visitors[vk]; ok && s.sid == sid {
@@ -512,8 +499,13 @@ func (w *writer) bySID(pl *plan, vk visitorKey, sid id) (activeSession, bool) {
 	return s, ok
 }
 
+// byVisitor finds the visitor's latest session: as this batch has left it,
+// else as the cache knows it, else what prefetch read.
 func (w *writer) byVisitor(pl *plan, vk visitorKey) (activeSession, bool) {
-	if s, ok := w.latest(pl, vk); ok {
+	if s, ok := pl.visitors[vk]; ok {
+		return s, true
+	}
+	if s, ok := w.visitors[vk]; ok {
 		return s, true
 	}
 	s, ok := pl.loadedVisitors[vk]
@@ -546,7 +538,7 @@ func (w *writer) prefetch(ctx context.Context, pl *plan, batch []*pending) error
 		}
 		vk := visitorKey{p.hit.Counter.ID, p.uuid}
 		cached, known := w.visitors[vk]
-		if sk := (sessionKey{vk.counter, p.lastSID}); p.hasLastSID && (!known || cached.sid != p.lastSID) && !seenSIDs[sk] {
+		if sk := (sessionKey{vk.counter, p.lastSID}); p.hit.LastSID != "" && (!known || cached.sid != p.lastSID) && !seenSIDs[sk] {
 			seenSIDs[sk] = true
 			sids[sk.counter] = append(sids[sk.counter], p.hit.LastSID)
 		}

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -171,19 +172,26 @@ func insertSize(n int) int {
 // table and size. They are prepared on the writer pool, whose one
 // connection every transaction runs on, so Tx.StmtContext reuses them; and
 // they are all prepared before a batch takes that connection (preparing one
-// while a transaction holds it would wait for it forever).
+// while a transaction holds it would wait for it forever). The writers
+// share them: the first batch of any writer prepares them, under mu.
 type insertStatements struct {
-	stmts map[string]*sql.Stmt // owned by the writer goroutine
+	mu    sync.Mutex
+	stmts map[statementKey]*sql.Stmt // written once, under mu; read after prepare
 }
 
-func statementKey(t *table, rows int) string { return fmt.Sprintf("%s/%d", t.name, rows) }
+type statementKey struct {
+	table string
+	rows  int
+}
 
 // prepare makes the statements on first use.
 func (s *insertStatements) prepare(ctx context.Context, db *sql.DB) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.stmts != nil {
 		return nil
 	}
-	stmts := map[string]*sql.Stmt{}
+	stmts := map[statementKey]*sql.Stmt{}
 	for _, t := range []*table{&sessionsTable, &hitsTable} {
 		for _, rows := range insertSizes {
 			// OR FAIL instead of the default ABORT: on a failed constraint
@@ -199,17 +207,22 @@ func (s *insertStatements) prepare(ctx context.Context, db *sql.DB) error {
 				}
 				return fmt.Errorf("tracker: prepare insert into %s: %w", t.name, err)
 			}
-			stmts[statementKey(t, rows)] = st
+			stmts[statementKey{t.name, rows}] = st
 		}
 	}
 	s.stmts = stmts
 	return nil
 }
 
-func (s *insertStatements) get(t *table, rows int) *sql.Stmt { return s.stmts[statementKey(t, rows)] }
+// get returns a statement; only after prepare succeeded in this goroutine.
+func (s *insertStatements) get(t *table, rows int) *sql.Stmt {
+	return s.stmts[statementKey{t.name, rows}]
+}
 
-// close releases the prepared statements.
+// close releases the prepared statements, once every writer has stopped.
 func (s *insertStatements) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, st := range s.stmts {
 		st.Close()
 	}
