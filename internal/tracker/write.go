@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/throughline/throughline/internal/rollup"
 	"github.com/throughline/throughline/internal/store"
@@ -115,26 +114,15 @@ func (c *Collector) insert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, t *t
 		return nil
 	}
 	if c.db.Dialect() == store.Postgres {
-		err := conn.Raw(func(dc any) error {
-			pc, ok := dc.(*stdlib.Conn)
-			if !ok {
-				return fmt.Errorf("not a pgx connection: %T", dc)
+		buf := make([]any, 0, len(t.columns))
+		i := 0
+		return store.Copy(ctx, conn, t.name, t.columns, pgx.CopyFromFunc(func() ([]any, error) {
+			if i == n {
+				return nil, nil
 			}
-			buf := make([]any, 0, len(t.columns))
-			i := 0
-			_, err := pc.Conn().CopyFrom(ctx, pgx.Identifier{t.name}, t.columns, pgx.CopyFromFunc(func() ([]any, error) {
-				if i == n {
-					return nil, nil
-				}
-				i++
-				return row(i-1, buf[:0]), nil
-			}))
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("tracker: copy into %s: %w", t.name, err)
-		}
-		return nil
+			i++
+			return row(i-1, buf[:0]), nil
+		}))
 	}
 	args := make([]any, 0, len(t.columns)*min(n, insertSizes[len(insertSizes)-1]))
 	for i := 0; i < n; {
