@@ -30,7 +30,7 @@ var counterTables = []string{
 	// Visits.
 	"hits", "sessions", "bot_hits",
 	// Access.
-	"api_tokens",
+	"counter_roles", "api_tokens",
 }
 
 // Reset deletes a counter and everything it owns, in one transaction. Some
