@@ -48,6 +48,10 @@ type Counter struct {
 	// an order only this many days before it (seed 000: 12 months).
 	LookbackDays int `json:"lookback_days"`
 
+	// Currency is how the counter's money is shown (ISO 4217; RUB unless
+	// set): report figures are in it.
+	Currency string `json:"currency"`
+
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
@@ -163,7 +167,7 @@ func insertCounter(ctx context.Context, tx *sql.Tx, n NewCounter) (Counter, erro
 	c := Counter{Name: n.Name, Domain: n.Domain, Timezone: n.Timezone, CreatedAt: now, UpdatedAt: now,
 		SessionTimeoutMinutes: DefaultSessionTimeoutMinutes, NewSessionOnCampaign: true,
 		LeaseHoldMinutes: DefaultLeaseHoldMinutes, LeaseCooldownSeconds: DefaultLeaseCooldownSeconds, UniqueCallDays: DefaultUniqueCallDays,
-		LookbackDays: DefaultLookbackDays}
+		LookbackDays: DefaultLookbackDays, Currency: "RUB"}
 	err := tx.QueryRowContext(ctx,
 		`INSERT INTO counters (name, domain, timezone, session_timeout_minutes, new_session_on_campaign, created_at, updated_at)
 		 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
@@ -175,13 +179,13 @@ func insertCounter(ctx context.Context, tx *sql.Tx, n NewCounter) (Counter, erro
 }
 
 const counterColumns = `id, name, domain, timezone, session_timeout_minutes, new_session_on_campaign,
-	dni_selector, dni_phone, lease_hold_minutes, lease_cooldown_seconds, unique_call_days, capture_forms, lookback_days, created_at, updated_at`
+	dni_selector, dni_phone, lease_hold_minutes, lease_cooldown_seconds, unique_call_days, capture_forms, lookback_days, currency, created_at, updated_at`
 
 func scanCounter(row interface{ Scan(...any) error }) (Counter, error) {
 	var c Counter
 	err := row.Scan(&c.ID, &c.Name, &c.Domain, &c.Timezone, &c.SessionTimeoutMinutes, &c.NewSessionOnCampaign,
 		&c.DNISelector, &c.DNIPhone, &c.LeaseHoldMinutes, &c.LeaseCooldownSeconds, &c.UniqueCallDays, &c.CaptureForms,
-		&c.LookbackDays, &c.CreatedAt, &c.UpdatedAt)
+		&c.LookbackDays, &c.Currency, &c.CreatedAt, &c.UpdatedAt)
 	return c, err
 }
 

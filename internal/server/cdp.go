@@ -78,6 +78,7 @@ func cdpError(w http.ResponseWriter, status int, typ, message, location string, 
 // invalid_token; a counter the token does not act for — existing or not —
 // is 403 access_denied, as Metrica answers.
 func (s *Server) cdp(pattern string, limit int64, h func(w http.ResponseWriter, r *http.Request, c counter.Counter)) {
+	s.guards[pattern] = "cdp"
 	s.handleLimited(pattern, limit, func(w http.ResponseWriter, r *http.Request) {
 		tok := r.URL.Query().Get("oauth_token")
 		if scheme, t, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " "); ok &&

@@ -1,13 +1,10 @@
 package server
 
 import (
-	"database/sql"
 	"net/http"
-	"time"
 
 	"github.com/throughline/throughline/internal/counter"
 	"github.com/throughline/throughline/internal/matching"
-	"github.com/throughline/throughline/internal/rollup"
 )
 
 func (s *Server) getCounter(w http.ResponseWriter, r *http.Request, id int64) {
@@ -25,37 +22,17 @@ func (s *Server) patchCounter(w http.ResponseWriter, r *http.Request, id int64) 
 		writeError(w, err)
 		return
 	}
-	old, err := counter.Get(r.Context(), s.db, id)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	var requeued int64
-	c, err := counter.UpdateThen(r.Context(), s.db, id, p, func(tx *sql.Tx, old, c counter.Counter) (err error) {
-		if c.LookbackDays != old.LookbackDays {
-			// A different window changes what counts as evidence for
-			// every order: all are matched again.
-			requeued, err = matching.EnqueueAll(r.Context(), tx, id, time.Now())
-		}
-		return err
-	})
+	ch, err := matching.UpdateCounter(r.Context(), s.db, id, p)
 	s.counters.Forget(id)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if c.Timezone != old.Timezone {
-		// Its days begin at other hours: the report rollups are rebuilt.
-		if err := rollup.Forget(r.Context(), s.db, id); err != nil {
-			s.fail(w, r, err)
-			return
-		}
-	}
-	if c.LookbackDays != old.LookbackDays {
-		s.log.Info("lookback window changed: matching all orders again", "counter", id, "days", c.LookbackDays, "orders", requeued)
+	if ch.New.LookbackDays != ch.Old.LookbackDays {
+		s.log.Info("lookback window changed: matching all orders again", "counter", id, "days", ch.New.LookbackDays, "orders", ch.Requeued)
 		s.matcher.Kick()
 	}
-	writeJSON(w, http.StatusOK, c)
+	writeJSON(w, http.StatusOK, ch.New)
 }
 
 func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, id int64) {

@@ -28,6 +28,7 @@ import (
 	"github.com/throughline/throughline/internal/retailsync"
 	"github.com/throughline/throughline/internal/store"
 	"github.com/throughline/throughline/internal/tracker"
+	"github.com/throughline/throughline/internal/web"
 	"github.com/throughline/throughline/internal/webhooks"
 )
 
@@ -96,7 +97,8 @@ type Server struct {
 	cfg       Config
 	mux       *http.ServeMux
 	metrics   *metrics
-	quiet     map[string]bool // route patterns logged at debug level only
+	quiet     map[string]bool   // route patterns logged at debug level only
+	guards    map[string]string // how each route checks who asks: "token", "cdp", "web"; "" for public routes
 	counters  *counter.Cache
 	collector *tracker.Collector
 	limiter   *ipLimiter
@@ -116,6 +118,8 @@ type Server struct {
 
 	retailSync     *retailsync.Worker
 	retailSyncDone chan struct{}
+
+	web *web.Cabinet // the cabinet's pages, on the same router
 }
 
 // New builds the server and its routes.
@@ -141,6 +145,7 @@ func New(db *store.DB, cfg Config) *Server {
 		mux:     http.NewServeMux(),
 		metrics: newMetrics(db, cfg.Version),
 		quiet:   map[string]bool{},
+		guards:  map[string]string{},
 		// Counters change rarely; another process's change shows within a minute.
 		counters: counter.NewCache(db, time.Minute),
 		limiter:  newIPLimiter(cfg.CollectRate, cfg.CollectBurst),
@@ -185,6 +190,14 @@ func New(db *store.DB, cfg Config) *Server {
 		defer close(s.retailSyncDone)
 		s.retailSync.Run(schedCtx, 0)
 	}()
+	cab, err := web.New(db, s.counters, web.Config{Logger: cfg.Logger, PublicURL: cfg.PublicURL, Version: cfg.Version,
+		ClientIP: func(r *http.Request) netip.Addr { return clientIP(r, cfg.TrustedProxies) }, KickMatcher: s.matcher.Kick})
+	if err != nil {
+		// The pages are embedded: only a broken build gets here, and it
+		// must not start.
+		panic(err)
+	}
+	s.web = cab
 	s.routes()
 	return s
 }
@@ -205,7 +218,11 @@ func (s *Server) Close(ctx context.Context) error {
 }
 
 func (s *Server) routes() {
-	s.handle("GET /{$}", s.index)
+	// The cabinet: the pages people use in a browser.
+	for _, rt := range s.web.Routes() {
+		s.handle(rt.Pattern, rt.Handler.ServeHTTP)
+		s.guards[rt.Pattern] = "web"
+	}
 	s.handleQuiet("GET /healthz", s.healthz)
 	s.handleQuiet("GET /metrics", s.metrics.handler().ServeHTTP)
 
@@ -310,6 +327,7 @@ func (s *Server) handleQuiet(pattern string, h http.HandlerFunc) {
 // receives that counter's id. A token of another counter gets 404, not 403,
 // so it cannot learn which counter ids exist.
 func (s *Server) counterAPI(pattern string, h func(w http.ResponseWriter, r *http.Request, counterID int64)) {
+	s.guards[pattern] = "token"
 	s.handle(pattern, func(w http.ResponseWriter, r *http.Request) {
 		tokenCounter, err := s.authenticate(r)
 		if err != nil {
