@@ -7,6 +7,10 @@ import (
 	"github.com/throughline/throughline/internal/reports"
 )
 
+func (c *Cabinet) dashboardRoutes() {
+	c.route("GET /c/{id}/{$}", Viewer, c.dashboardPage)
+}
+
 type dashboardData struct {
 	Period period
 	Report *reports.Report

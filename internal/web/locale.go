@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"io/fs"
 	"math"
 	"net/http"
 	"strconv"
@@ -17,12 +18,14 @@ import (
 )
 
 // The cabinet speaks Russian and English. Every string a page shows comes
-// from one catalog per language (locale/ru.json, locale/en.json; a test
-// fails when a key is in one and not the other). A message is a string, or
-// for counted things an object of plural forms: {"one", "few", "many",
-// "other"} in Russian, {"one", "other"} in English, with %s for the number.
+// from one catalog per language, kept as files by area (locale/ru/*.json,
+// locale/en/*.json, merged at start; a key in two files is an error, and a
+// test fails when a key is in one language and not the other). A message is
+// a string, or for counted things an object of plural forms: {"one", "few",
+// "many", "other"} in Russian, {"one", "other"} in English, with %s for the
+// number.
 //
-//go:embed locale/*.json
+//go:embed locale
 var localeFS embed.FS
 
 // langs are the languages, the fallback first.
@@ -36,20 +39,31 @@ type catalog map[string]json.RawMessage
 func loadCatalogs() (map[string]catalog, error) {
 	out := map[string]catalog{}
 	for _, l := range langs {
-		b, err := localeFS.ReadFile("locale/" + l + ".json")
-		if err != nil {
-			return nil, fmt.Errorf("web: catalog %s: %w", l, err)
+		files, err := fs.Glob(localeFS, "locale/"+l+"/*.json")
+		if err != nil || len(files) == 0 {
+			return nil, fmt.Errorf("web: catalog %s: no files (%v)", l, err)
 		}
-		var c catalog
-		if err := json.Unmarshal(b, &c); err != nil {
-			return nil, fmt.Errorf("web: catalog %s: %w", l, err)
-		}
-		for k, v := range c {
-			if len(v) == 0 || (v[0] != '"' && v[0] != '{') {
-				return nil, fmt.Errorf("web: catalog %s: %q is neither a string nor plural forms", l, k)
+		all := catalog{}
+		for _, name := range files {
+			b, err := localeFS.ReadFile(name)
+			if err != nil {
+				return nil, fmt.Errorf("web: catalog %s: %w", name, err)
+			}
+			var c catalog
+			if err := json.Unmarshal(b, &c); err != nil {
+				return nil, fmt.Errorf("web: catalog %s: %w", name, err)
+			}
+			for k, v := range c {
+				if len(v) == 0 || (v[0] != '"' && v[0] != '{') {
+					return nil, fmt.Errorf("web: catalog %s: %q is neither a string nor plural forms", name, k)
+				}
+				if _, dup := all[k]; dup {
+					return nil, fmt.Errorf("web: catalog %s: %q is in another file of %s too", name, k, l)
+				}
+				all[k] = v
 			}
 		}
-		out[l] = c
+		out[l] = all
 	}
 	return out, nil
 }

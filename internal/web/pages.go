@@ -1,6 +1,10 @@
 package web
 
-// counterRoutes are the pages of one counter's data.
+// counterRoutes are the pages of one counter's data, one function per area
+// (each in its own file).
 func (c *Cabinet) counterRoutes() {
-	c.route("GET /c/{id}/{$}", Viewer, c.dashboardPage)
+	c.dashboardRoutes()
+	c.reportRoutes()
+	c.orderRoutes()
+	c.journalRoutes()
 }
