@@ -120,3 +120,18 @@ func filterValue(v string) string {
 	}
 	return v
 }
+
+type choice struct {
+	Key    string
+	Active bool
+}
+
+// ModelChoices are the attribution models for a switch, the current one
+// marked.
+func (p *page) ModelChoices(current string) []choice {
+	out := make([]choice, 0, len(attribution.Models))
+	for _, m := range attribution.Models {
+		out = append(out, choice{Key: m, Active: m == current})
+	}
+	return out
+}

@@ -97,16 +97,11 @@ func (p *page) today() time.Time {
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
-type periodChoice struct {
-	Key    string
-	Active bool
-}
-
 // PeriodChoices are the picker's presets with the current one marked.
-func (p *page) PeriodChoices(current period) []periodChoice {
-	out := make([]periodChoice, 0, len(periodPresets)+1)
+func (p *page) PeriodChoices(current period) []choice {
+	out := make([]choice, 0, len(periodPresets)+1)
 	for _, k := range append(slices.Clone(periodPresets), "custom") {
-		out = append(out, periodChoice{Key: k, Active: k == current.Key})
+		out = append(out, choice{Key: k, Active: k == current.Key})
 	}
 	return out
 }

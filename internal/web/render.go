@@ -89,7 +89,9 @@ func (c *Cabinet) Unexecuted() []string {
 var funcs = template.FuncMap{
 	"asset": assetURL,
 	"add":   func(a, b int) int { return a + b },
-	"join":  strings.Join,
+	// mul100 turns a difference of ratios into percentage points.
+	"mul100": func(v *float64) float64 { return *v * 100 },
+	"join":   strings.Join,
 	"dict": func(kv ...any) map[string]any {
 		m := make(map[string]any, len(kv)/2)
 		for i := 0; i+1 < len(kv); i += 2 {
