@@ -64,6 +64,13 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 			if r := f.do(t, method, u, f.tokB, nil); r.status != http.StatusForbidden {
 				t.Errorf("%s with another counter's token: %d, want 403", p, r.status)
 			}
+		case "person":
+			if r := f.do(t, method, path, "", nil); r.status != http.StatusUnauthorized {
+				t.Errorf("%s without a token: %d, want 401", p, r.status)
+			}
+			if r := f.do(t, method, path, f.tokA, nil); r.status != http.StatusForbidden {
+				t.Errorf("%s with a counter's token: %d, want 403", p, r.status)
+			}
 		case "web":
 			// Checked below, role by role.
 		case "":

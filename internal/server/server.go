@@ -226,6 +226,8 @@ func (s *Server) routes() {
 	s.handleQuiet("GET /healthz", s.healthz)
 	s.handleQuiet("GET /metrics", s.metrics.handler().ServeHTTP)
 
+	s.personAPI("POST /api/v1/counters", true, s.createCounter)
+	s.personAPI("GET /api/v1/counters", false, s.listCounters)
 	s.counterAPI("GET /api/v1/counters/{id}", s.getCounter)
 	s.counterAPI("PATCH /api/v1/counters/{id}", s.patchCounter)
 	s.counterAPI("GET /api/v1/counters/{id}/tokens", s.listTokens)
