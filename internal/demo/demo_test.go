@@ -315,3 +315,108 @@ func TestBuild(t *testing.T) {
 		t.Errorf("3 days: %d sessions", n)
 	}
 }
+
+// The demo's ads earn what real ones earn, so that a marketer believes the
+// report: the paid traffic as a whole, and Yandex Direct (most of the ad
+// spend), return 0.5–4 times their cost in margin (ROMI); requests and
+// orders cost what Moscow furniture pays for them; the campaigns differ —
+// brand search earns most, broad display loses money — and ad costs are a
+// believable share of the shop's revenue. A month, whatever the race
+// detector costs: a few days hold too few orders per campaign for a story.
+func TestStory(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		res, err := Generate(context.Background(), db, Options{Seed: 7, Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		num := func(n json.Number) float64 {
+			f, err := n.Float64()
+			if err != nil {
+				t.Fatalf("%q: %v", n, err)
+			}
+			return f
+		}
+		romi := func(m reports.Metrics) float64 {
+			if m.ROMI == nil {
+				t.Fatalf("no ROMI in %+v", m)
+			}
+			return *m.ROMI
+		}
+
+		byType := report(t, db, res, "traffic_type")
+		var ad *reports.Row
+		for i, r := range byType.Rows {
+			if r.Dims["traffic_type"] == string(tracker.Ad) {
+				ad = &byType.Rows[i]
+			}
+		}
+		if ad == nil || num(ad.Cost) != num(byType.Totals.Cost) {
+			t.Fatalf("the ad costs are not all on the ad row: %+v", byType.Rows)
+		}
+		cost := num(ad.Cost)
+		if r := romi(ad.Metrics); r < 0.5 || r > 4 {
+			t.Errorf("paid traffic: ROMI %.2f, want 0.5–4", r)
+		}
+		if ad.ROI == nil || ad.CPL == nil || ad.CPO == nil {
+			t.Fatalf("paid traffic: no ROI, CPL or CPO: %+v", ad.Metrics)
+		}
+		for _, c := range []struct {
+			what   string
+			v      float64
+			lo, hi float64
+		}{
+			{"revenue over costs (ROI)", *ad.ROI, 1.5, 6},
+			{"a click (CPC, ₽)", cost / ad.Clicks, 50, 250},
+			{"a request (CPL, ₽)", num(*ad.CPL), 2000, 9000},
+			{"an order (CPO, ₽)", num(*ad.CPO), 4000, 15000},
+			// ДРР, the ad costs' share of the shop's revenue (every channel's).
+			{"ad costs / revenue", cost / num(byType.Totals.Revenue), 0.05, 0.15},
+		} {
+			if c.v < c.lo || c.v > c.hi {
+				t.Errorf("paid traffic: %s %.2f, want %.2f–%.2f", c.what, c.v, c.lo, c.hi)
+			}
+		}
+
+		for _, r := range report(t, db, res, "source,medium").Rows {
+			if r.Dims["source"] == "yandex" && r.Dims["medium"] == "cpc" {
+				if v := romi(r.Metrics); v < 0.5 || v > 4 {
+					t.Errorf("yandex/cpc: ROMI %.2f, want 0.5–4", v)
+				}
+			}
+		}
+
+		byCampaign := map[string]float64{}
+		inRange := 0
+		for _, r := range report(t, db, res, "source,medium,campaign").Rows {
+			if r.Cost == "0.00" {
+				continue
+			}
+			v := romi(r.Metrics)
+			byCampaign[r.Dims["campaign"]] = v
+			if v >= 0.5 && v <= 4 {
+				inRange++
+			}
+			if v > 15 {
+				t.Errorf("%s/%s/%s: ROMI %.2f; no campaign earns that", r.Dims["source"], r.Dims["medium"], r.Dims["campaign"], v)
+			}
+		}
+		if len(byCampaign) != 8 || inRange < len(byCampaign)/2 {
+			t.Errorf("%d of %d campaigns have a ROMI of 0.5–4, want most: %v", inRange, len(byCampaign), byCampaign)
+		}
+		best, worst := "", ""
+		for c, v := range byCampaign {
+			if best == "" || v > byCampaign[best] {
+				best = c
+			}
+			if worst == "" || v < byCampaign[worst] {
+				worst = c
+			}
+		}
+		if best != yandexBrand.name || byCampaign[best] < 3 {
+			t.Errorf("the best campaign is %s (ROMI %.2f), want brand search earning at least 3 times its cost: %v", best, byCampaign[best], byCampaign)
+		}
+		if byCampaign[yandexNetwork.name] >= 0 || byCampaign[worst] >= 0 {
+			t.Errorf("broad display (%s) has ROMI %.2f, want a loss: %v", yandexNetwork.name, byCampaign[yandexNetwork.name], byCampaign)
+		}
+	})
+}

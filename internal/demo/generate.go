@@ -30,6 +30,12 @@ type visitor struct {
 	first, last, latin      string // name, surname, Latin form for the e-mail
 	phone, email            string // normalised; "" until the visitor needs one
 	called                  bool
+	// interest is how ready to buy the visitor is, set by the channel of
+	// the first visit (at most 1): someone a display banner or a social
+	// post brought stays a browser when they come back, so the campaign
+	// that brought them is not credited with orders they never meant to
+	// place.
+	interest float64
 }
 
 type session struct {
@@ -319,8 +325,8 @@ func (g *gen) visits(n int) {
 		for {
 			s := g.visit(v, at, &channels[ch])
 			g.w.sessions = append(g.w.sessions, s)
-			// About two in five visitors come back, most within days.
-			if !g.chance(0.42) {
+			// Nearly half of visitors come back, most within days.
+			if !g.chance(0.45) {
 				break
 			}
 			gap := time.Duration(g.lognormal(30, 1.3) * float64(time.Hour))
@@ -365,6 +371,9 @@ func (g *gen) visit(v *visitor, start time.Time, ch *channel) *session {
 	case "ad":
 		a := ch.ad
 		s.ad, landing, s.category = a, a.landing, a.category
+		if landing == (page{}) {
+			landing = pick(g, inCategory(a.category)).page()
+		}
 		q.Set("utm_source", a.source)
 		q.Set("utm_medium", a.medium)
 		q.Set("utm_campaign", a.name)
@@ -408,20 +417,28 @@ func (g *gen) visit(v *visitor, start time.Time, ch *channel) *session {
 	}
 
 	// What the visit leads to. Direct and e-mail visitors know the shop
-	// and convert best; social visitors browse.
+	// and convert best; social visitors browse; a paid visit converts as
+	// its campaign does. A returning visitor keeps the interest their first
+	// visit showed.
 	boost := map[tracker.TrafficType]float64{tracker.Direct: 1.25, tracker.Email: 1.2, tracker.Organic: 1.1, tracker.Ad: 1, tracker.Referral: 0.9, tracker.Social: 0.6}[s.source.Type]
+	bounceRate, interest := 0.36, min(1, boost)
 	if s.ad != nil {
-		boost = s.ad.conv
+		boost, bounceRate, interest = s.ad.conv, s.ad.bounce, s.ad.interest
 	}
-	bounce := g.chance(0.36)
-	pCall := 0.038 * boost
+	if v.interest == 0 {
+		v.interest = interest
+	} else {
+		boost *= v.interest
+	}
+	bounce := g.chance(bounceRate)
+	pCall := 0.056 * boost
 	if v.called {
 		pCall = 0.2 // people call back about what they discussed
 	}
 	s.callIntent = g.chance(pCall)
 	if !bounce {
-		s.order = g.chance(0.028 * boost)
-		if !s.order && g.chance(0.045*boost) {
+		s.order = g.chance(0.04 * boost)
+		if !s.order && g.chance(0.062*boost) {
 			s.lead = &lead{s: s}
 		}
 	}
@@ -448,19 +465,10 @@ func (g *gen) pages(s *session, landing page, bounce bool) {
 	}
 	add(landing, s.landing)
 	if !bounce {
-		in := func(cat string) []product {
-			var out []product
-			for _, p := range products {
-				if p.category == cat {
-					out = append(out, p)
-				}
-			}
-			return out
-		}
 		var seen product
 		for range g.between(1, 6) {
 			if g.chance(0.6) {
-				seen = pick(g, in(s.category))
+				seen = pick(g, inCategory(s.category))
 				add(seen.page(), "")
 			} else {
 				add(pick(g, infoPages), "")
@@ -468,7 +476,7 @@ func (g *gen) pages(s *session, landing page, bounce bool) {
 		}
 		if s.order || g.chance(0.08) {
 			if seen.slug == "" {
-				seen = pick(g, in(s.category))
+				seen = pick(g, inCategory(s.category))
 				add(seen.page(), "")
 			}
 			event("add_to_cart", `{"product":"`+seen.slug+`"}`)
@@ -485,6 +493,17 @@ func (g *gen) pages(s *session, landing page, bounce bool) {
 	}
 	s.last = s.hits[len(s.hits)-1].at
 	g.w.hitsCount += len(s.hits)
+}
+
+// inCategory is the catalogue's products of category cat.
+func inCategory(cat string) []product {
+	var out []product
+	for _, p := range products {
+		if p.category == cat {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // ---------------------------------------------------------------- calls
