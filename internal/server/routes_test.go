@@ -22,7 +22,7 @@ import (
 // (their token is in the path), probes, and the fallbacks. A new route is
 // public only by being added here.
 var publicRoutes = []string{
-	"GET /healthz", "GET /metrics",
+	"GET /healthz", "GET /metrics", "GET /api/v1/openapi.json",
 	"GET /t.js", "POST /collect", "GET /collect.gif", "OPTIONS /collect",
 	"POST /numbers/lease", "OPTIONS /numbers/lease", "POST /numbers/heartbeat", "OPTIONS /numbers/heartbeat",
 	"POST /numbers/release", "OPTIONS /numbers/release", "POST /leads/collect", "OPTIONS /leads/collect",

@@ -225,6 +225,7 @@ func (s *Server) routes() {
 	}
 	s.handleQuiet("GET /healthz", s.healthz)
 	s.handleQuiet("GET /metrics", s.metrics.handler().ServeHTTP)
+	s.handle("GET /api/v1/openapi.json", s.openAPI)
 
 	s.personAPI("POST /api/v1/counters", true, s.createCounter)
 	s.personAPI("GET /api/v1/counters", false, s.listCounters)
