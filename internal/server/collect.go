@@ -128,6 +128,10 @@ func (s *Server) record(w http.ResponseWriter, r *http.Request, p tracker.Payloa
 		return
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return // the sender is gone
+	case errors.Is(err, tracker.ErrRefused):
+		// The writer logged why; the other hits of its batch were stored.
+		writeError(w, &Error{Status: http.StatusBadRequest, Code: "refused", Message: "the database refused to store this hit; sending it again will not help"})
+		return
 	case err != nil:
 		// The writer logged it; the sender may retry — nothing was acknowledged.
 		writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: "not_stored", Message: "the hit could not be stored; send it again"})

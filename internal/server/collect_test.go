@@ -12,8 +12,11 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/throughline/throughline/internal/store"
 	"github.com/throughline/throughline/internal/store/storetest"
@@ -263,3 +266,104 @@ func TestScriptIsSmallAndCacheable(t *testing.T) {
 	}
 	t.Logf("t.js: %d bytes, %d gzipped", len(js), len(r.body))
 }
+
+// One sender cannot fail another's hits: a flood of hits from many senders
+// at once, with hits holding what no database text can (a NUL, bytes that
+// are not UTF-8) mixed in, as JSON and through /collect.gif. Every good hit
+// is acknowledged and stored; every poisoned one is refused, naming its
+// field.
+func TestCollectPoisonedHitsCostOthersNothing(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		page := "https://www.a.example.ru/boots"
+		gif := func(q url.Values) (string, string) {
+			q.Set("counter", id(f.a))
+			q.Set("uuid", newVisitor())
+			if !q.Has("url") {
+				q.Set("url", page)
+			}
+			return "GET", "/collect.gif?" + q.Encode()
+		}
+		poisons := []struct {
+			field string
+			req   func() (method, path, body string)
+		}{
+			{"title", func() (string, string, string) {
+				return "POST", "/collect", hitJSON(f.a.ID, newVisitor(), "", page, `"title":"a\u0000b"`)
+			}},
+			{"name", func() (string, string, string) {
+				return "POST", "/collect", hitJSON(f.a.ID, newVisitor(), "", page, `"type":"event","name":"buy\u0000"`)
+			}},
+			{"url", func() (string, string, string) {
+				return "POST", "/collect", hitJSON(f.a.ID, newVisitor(), "", page+"?utm_source=ya%00ndex")
+			}},
+			{"props", func() (string, string, string) {
+				return "POST", "/collect", hitJSON(f.a.ID, newVisitor(), "", page, `"type":"event","name":"buy","props":{"sku":"\u0000"}`)
+			}},
+			{"title", func() (string, string, string) {
+				m, p := gif(url.Values{"title": {"a\x00b"}})
+				return m, p, ""
+			}},
+			{"name", func() (string, string, string) {
+				m, p := gif(url.Values{"type": {"event"}, "name": {"\x00"}})
+				return m, p, ""
+			}},
+			{"title", func() (string, string, string) {
+				m, p := gif(url.Values{"title": {"\xc0\xaf"}})
+				return m, p, ""
+			}},
+			{"referrer", func() (string, string, string) {
+				m, p := gif(url.Values{"referrer": {"https://a%C0b.ru/"}})
+				return m, p, ""
+			}},
+		}
+		const senders, perSender = 32, 30
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		good, poisoned := 0, 0
+		for s := range senders {
+			wg.Go(func() {
+				for i := range perSender {
+					method, path, body := "POST", "/collect", hitJSON(f.a.ID, newVisitor(), "", page)
+					field := ""
+					if (s+i)%5 == 0 {
+						pz := poisons[(s*perSender+i)%len(poisons)]
+						field = pz.field
+						method, path, body = pz.req()
+					}
+					r, err := f.try(method, path, "", strings.NewReader(body),
+						"Content-Type", "text/plain;charset=UTF-8", "User-Agent", browser, "Origin", "https://www.a.example.ru")
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					if field == "" {
+						good++
+						if r.status != http.StatusNoContent {
+							t.Errorf("a good hit among poisoned ones: %d %s", r.status, r.body)
+						}
+					} else {
+						poisoned++
+						var e struct {
+							Error struct{ Field, Message string }
+						}
+						json.Unmarshal(r.body, &e)
+						if r.status != http.StatusBadRequest || e.Error.Field != field {
+							t.Errorf("a hit poisoned in %s: %d %s; want 400 naming the field", field, r.status, r.body)
+						}
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if n := f.rows(t, "hits"); n != good {
+			t.Errorf("%d hits stored; want the %d good ones", n, good)
+		}
+		t.Logf("%d good hits, %d poisoned", good, poisoned)
+	})
+}
+
+// newVisitor is a fresh visitor id, as t.js makes them.
+func newVisitor() string { return uuid.NewString() }

@@ -89,9 +89,18 @@ func (r response) errorCode(t *testing.T) string {
 
 func (f *fixture) do(t *testing.T, method, path, token string, body io.Reader, header ...string) response {
 	t.Helper()
-	req, err := http.NewRequest(method, f.url+path, body)
+	r, err := f.try(method, path, token, body, header...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return r
+}
+
+// try is do for goroutines other than the test's: it returns the error.
+func (f *fixture) try(method, path, token string, body io.Reader, header ...string) (response, error) {
+	req, err := http.NewRequest(method, f.url+path, body)
+	if err != nil {
+		return response{}, err
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -101,14 +110,14 @@ func (f *fixture) do(t *testing.T, method, path, token string, body io.Reader, h
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
-	return response{res.StatusCode, res.Header, b}
+	return response{res.StatusCode, res.Header, b}, nil
 }
 
 func id(c counter.Counter) string { return strconv.FormatInt(c.ID, 10) }

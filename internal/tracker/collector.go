@@ -95,6 +95,10 @@ const (
 // ErrClosed is returned for hits that arrive after Close.
 var ErrClosed = errors.New("tracker: collector is shutting down")
 
+// ErrRefused is returned for a hit the database refused to store for what
+// it holds: sending it again cannot succeed.
+var ErrRefused = errors.New("tracker: the database refused the hit")
+
 type sessionKey struct {
 	counter int64
 	sid     id
@@ -144,7 +148,7 @@ func NewCollector(db *store.DB, cfg Config) *Collector {
 		m: collectorMetrics{
 			hits: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "throughline_collector_hits_total",
-				Help: "Hits received by the collector, by outcome: stored, bot (counted, not stored), failed (not committed).",
+				Help: "Hits received by the collector, by outcome: stored, bot (counted, not stored), refused (by the database, for what the hit holds), failed (not committed).",
 			}, []string{"outcome"}),
 			sessions: prometheus.NewCounter(prometheus.CounterOpts{
 				Name: "throughline_collector_sessions_started_total",
@@ -352,22 +356,48 @@ type hitRow struct {
 	typ, url, title, name, props string
 }
 
+// commit stores batch and answers its hits. A batch the database refuses
+// for what a hit holds (store.RefusedData) is stored again in two halves,
+// each halved again while refused, until the hits at fault are alone: they
+// get ErrRefused and every other hit is stored, so no sender can fail
+// another's hits. (Validation keeps out what it can see; this is for what it
+// cannot, such as a robot's hit on a counter deleted while the hit was in
+// flight.) Any other error — the database down, a timeout — fails the whole
+// batch: its hits apart would fail the same way.
 func (w *writer) commit(batch []*pending) {
 	c := w.c
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	defer cancel()
 	pl, err := w.store(ctx, batch)
+	cancel()
 	c.m.batch.Observe(float64(len(batch)))
 	c.m.commit.Observe(time.Since(start).Seconds())
-	if err != nil {
+	refused := store.RefusedData(err)
+	switch {
+	case err == nil:
+		w.answer(batch, pl)
+	case refused && len(batch) > 1:
+		c.log.Warn("collector: the database refused a batch for what a hit holds; storing its halves apart", "hits", len(batch), "err", err)
+		half := len(batch) / 2
+		w.commit(batch[:half]) // in arrival order: the second half's sessions follow the first's
+		w.commit(batch[half:])
+	case refused:
+		c.log.Warn("collector: the database refused a hit", "counter", batch[0].hit.Counter.ID, "err", err)
+		c.m.hits.WithLabelValues("refused").Inc()
+		batch[0].done <- outcome{err: fmt.Errorf("%w: %w", ErrRefused, err)}
+	default:
 		c.log.Error("collector: batch not committed; its hits were answered with an error", "hits", len(batch), "err", err)
 		c.m.hits.WithLabelValues("failed").Add(float64(len(batch)))
 		for _, p := range batch {
 			p.done <- outcome{err: err}
 		}
-		return
 	}
+}
+
+// answer tells the senders of a committed batch their sessions, and makes
+// the batch's sessions the cache's.
+func (w *writer) answer(batch []*pending, pl *plan) {
+	c := w.c
 	for k, s := range pl.visitors {
 		w.visitors[k] = s
 	}

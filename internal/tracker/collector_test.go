@@ -1,10 +1,14 @@
 package tracker
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/netip"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -239,6 +243,25 @@ func TestCollectorCountsBotsWithoutStoringThem(t *testing.T) {
 	})
 }
 
+// A User-Agent header may hold bytes that are not UTF-8 (net/http lets them
+// through): the browser and OS names taken from it are stored as valid text
+// on both engines, not refused by PostgreSQL with the batch around them.
+func TestCollectorStoresAUserAgentThatIsNotUTF8(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newCollectorFixture(t, db, Config{})
+		h := f.hit(t, newID(), "", "https://shop.ru/", f.t0)
+		h.UserAgent = "Mozilla/5.0 (X11; Linux x86_64) Foo\xc0bar/1.0"
+		sid := f.collect(t, h)
+		s, err := GetSession(context.Background(), db, f.shop.ID, sid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Browser != "Foo\uFFFDbar" {
+			t.Errorf("browser = %q, want the name with U+FFFD for the byte that is not UTF-8", s.Browser)
+		}
+	})
+}
+
 // Close commits every hit already queued: a hit that was accepted is stored.
 func TestCollectorCloseFlushes(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
@@ -414,6 +437,69 @@ func TestCollectorVisitorCacheCap(t *testing.T) {
 		}
 		if n := count(t, db, `SELECT count(*) FROM sessions WHERE counter_id = $1`, f.shop.ID); n != visitors {
 			t.Errorf("%d sessions, want %d", n, visitors)
+		}
+	})
+}
+
+// A batch the database refuses because of what one hit holds is stored
+// without that hit: every other hit is committed, and only the hits at
+// fault get an error. The fault here gets past validation: robots' hits are
+// counted per counter in bot_hits, and the database refuses a count for a
+// counter deleted while its hits were in flight (the server knows a
+// counter for up to a minute after it is gone).
+func TestCollectorStoresABatchWithoutTheHitsTheDatabaseRefuses(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		var logs bytes.Buffer // written before the hits are answered: read after
+		f := newCollectorFixture(t, db, Config{MaxDelay: 200 * time.Millisecond, Writers: 1,
+			Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+		ctx := context.Background()
+		gone, _, err := counter.Create(ctx, db, counter.NewCounter{Name: "Gone", Domain: "gone.ru"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Writer().ExecContext(ctx, `DELETE FROM counters WHERE id = $1`, gone.ID); err != nil {
+			t.Fatal(err)
+		}
+		const people, robots = 60, 2
+		var wg sync.WaitGroup
+		personErrs := make([]error, people)
+		robotErrs := make([]error, robots)
+		for i := range people {
+			wg.Go(func() {
+				_, personErrs[i] = f.c.Collect(ctx, f.hit(t, newID(), "", "https://shop.ru/", f.t0))
+			})
+			if i%30 == 10 {
+				wg.Go(func() {
+					h := f.hit(t, newID(), "", "https://gone.ru/", f.t0)
+					h.Counter, h.UserAgent = gone, botUA
+					_, robotErrs[i/30] = f.c.Collect(ctx, h)
+				})
+			}
+		}
+		wg.Wait()
+		for i, err := range personErrs {
+			if err != nil {
+				t.Errorf("hit %d, which the database accepts, was not stored: %v", i, err)
+			}
+		}
+		for i, err := range robotErrs {
+			if !errors.Is(err, ErrRefused) {
+				t.Errorf("robot hit %d of the deleted counter: err = %v, want ErrRefused", i, err)
+			}
+		}
+		if n := count(t, db, `SELECT count(*) FROM hits WHERE counter_id = $1`, f.shop.ID); n != people {
+			t.Errorf("%d hits stored, want the %d the database accepts", n, people)
+		}
+		// The hits did share a batch: it was refused whole first.
+		var first struct{ Hits int }
+		for line := range strings.Lines(logs.String()) {
+			if strings.Contains(line, "refused a batch") {
+				json.Unmarshal([]byte(line), &first)
+				break
+			}
+		}
+		if first.Hits < people/2 {
+			t.Errorf("the first batch refused held %d hits; the test needs the hits to share one (log: %s)", first.Hits, logs.String())
 		}
 	})
 }

@@ -175,6 +175,9 @@ func (p Payload) Validate(c counter.Counter, now time.Time) (Hit, error) {
 	}
 	h.URL = u
 	h.Campaign = ParseCampaign(u)
+	if err := h.Campaign.check(); err != nil {
+		return h, fieldErr("url", "%v", err)
+	}
 
 	if p.Referrer != "" {
 		if err := validReferrer(p.Referrer); err != nil {
@@ -182,17 +185,20 @@ func (p Payload) Validate(c counter.Counter, now time.Time) (Hit, error) {
 		}
 		h.Referrer = p.Referrer
 	}
-	if !utf8.ValidString(p.Title) {
-		return h, fieldErr("title", "is not valid UTF-8")
+	if err := checkText(p.Title); err != nil {
+		return h, fieldErr("title", "%v", err)
 	}
 	h.Title = clip(p.Title, maxTitleBytes)
 
 	if h.Type == Event {
-		switch {
-		case strings.TrimSpace(p.Name) == "":
+		if strings.TrimSpace(p.Name) == "" {
 			return h, fieldErr("name", "is required for an event")
-		case len(p.Name) > maxNameBytes || !utf8.ValidString(p.Name):
-			return h, fieldErr("name", "must be valid UTF-8 of at most %d bytes", maxNameBytes)
+		}
+		if err := checkText(p.Name); err != nil {
+			return h, fieldErr("name", "%v", err)
+		}
+		if len(p.Name) > maxNameBytes {
+			return h, fieldErr("name", "is longer than %d bytes", maxNameBytes)
 		}
 		h.Name = p.Name
 	}
@@ -202,8 +208,14 @@ func (p Payload) Validate(c counter.Counter, now time.Time) (Hit, error) {
 		if len(p.Props) > maxPropsBytes {
 			return h, fieldErr("props", "is larger than %d bytes", maxPropsBytes)
 		}
+		if !utf8.Valid(p.Props) { // a query string's props are raw bytes
+			return h, fieldErr("props", "is not valid UTF-8")
+		}
 		if err := json.Unmarshal(p.Props, &obj); err != nil {
 			return h, fieldErr("props", "must be a JSON object")
+		}
+		if err := checkJSONText(obj); err != nil {
+			return h, fieldErr("props", "%v", err)
 		}
 		compact := new(bytes.Buffer)
 		json.Compact(compact, p.Props)
@@ -230,12 +242,10 @@ func validURL(s string) (*url.URL, error) {
 		return nil, errors.New("is required")
 	case len(s) > maxURLBytes:
 		return nil, fmt.Errorf("is longer than %d bytes", maxURLBytes)
-	case !utf8.ValidString(s):
-		return nil, errors.New("is not valid UTF-8")
 	}
-	u, err := url.Parse(s)
+	u, err := parseURL(s)
 	if err != nil {
-		return nil, fmt.Errorf("is not a URL: %v", err)
+		return nil, err
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return nil, fmt.Errorf("must be an http or https URL, not %q", u.Scheme)
@@ -249,12 +259,12 @@ func validURL(s string) (*url.URL, error) {
 // validReferrer accepts web pages and Android apps (android-app://package/),
 // which is how Gmail, Telegram or the Google app refer visits on phones.
 func validReferrer(s string) error {
-	if len(s) > maxURLBytes || !utf8.ValidString(s) {
-		return fmt.Errorf("must be valid UTF-8 of at most %d bytes", maxURLBytes)
+	if len(s) > maxURLBytes {
+		return fmt.Errorf("is longer than %d bytes", maxURLBytes)
 	}
-	u, err := url.Parse(s)
+	u, err := parseURL(s)
 	if err != nil {
-		return fmt.Errorf("is not a URL: %v", err)
+		return err
 	}
 	switch u.Scheme {
 	case "http", "https", "android-app":
@@ -263,6 +273,62 @@ func validReferrer(s string) error {
 	}
 	if u.Host == "" {
 		return errors.New("has no host")
+	}
+	return nil
+}
+
+// parseURL parses a page's URL whose text and host are text a database
+// can store. The host is checked decoded: url.Parse lets %C0 through in a
+// host, and a referrer's host is stored as its session's source.
+func parseURL(s string) (*url.URL, error) {
+	if err := checkText(s); err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("is not a URL: %v", err)
+	}
+	if err := checkText(u.Hostname()); err != nil {
+		return nil, fmt.Errorf("host %v", err)
+	}
+	return u, nil
+}
+
+// checkText refuses what no text column holds: a NUL, which PostgreSQL
+// refuses (SQLSTATE 22021) — failing the whole group-commit transaction the
+// hit would join — and bytes that are not UTF-8, which PostgreSQL refuses
+// and SQLite would hand back as something else. Hits have their own limits
+// on length; this is only about what text can be.
+func checkText(s string) error {
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		return fmt.Errorf("holds a NUL character (\\u0000) at byte %d", i)
+	}
+	if !utf8.ValidString(s) {
+		return errors.New("is not valid UTF-8")
+	}
+	return nil
+}
+
+// checkJSONText applies checkText to every key and string of decoded JSON.
+func checkJSONText(v any) error {
+	switch v := v.(type) {
+	case string:
+		return checkText(v)
+	case []any:
+		for i, e := range v {
+			if err := checkJSONText(e); err != nil {
+				return fmt.Errorf("[%d] %w", i, err)
+			}
+		}
+	case map[string]any:
+		for k, e := range v {
+			if err := checkText(k); err != nil {
+				return fmt.Errorf("key %q %w", clip(k, 40), err)
+			}
+			if err := checkJSONText(e); err != nil {
+				return fmt.Errorf("%q: %w", clip(k, 40), err)
+			}
+		}
 	}
 	return nil
 }

@@ -155,6 +155,78 @@ func FuzzHit(f *testing.F) {
 		if len(h.Title) > maxTitleBytes || len(h.URL.String()) > 3*maxURLBytes {
 			t.Fatalf("accepted oversized fields")
 		}
-		_ = Classify(h.Campaign, h.Referrer, h.URL.Hostname(), testCounter.Domain)
+		src := Classify(h.Campaign, h.Referrer, h.URL.Hostname(), testCounter.Domain)
+		texts := []string{h.URL.String(), h.Referrer, h.Title, h.Name, h.Props, src.Source, src.Medium,
+			h.Campaign.Source, h.Campaign.Medium, h.Campaign.Name, h.Campaign.Content, h.Campaign.Term}
+		for _, v := range h.Campaign.ClickIDs {
+			texts = append(texts, v)
+		}
+		for _, s := range texts {
+			if checkText(s) != nil {
+				t.Fatalf("accepted text no database column holds: %q", s)
+			}
+		}
 	})
+}
+
+// What no text column can hold — NUL, bytes that are not UTF-8 — is refused
+// in every text field a hit stores, from JSON and from a query string, and
+// named for what it is: a NUL is not "invalid UTF-8".
+func TestValidateRefusesNULAndBadUTF8(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	hit := func(fields string) string {
+		return `{"counter":7,"uuid":"` + testUUID + `",` + fields + `}`
+	}
+	const page = `"url":"https://shop.ru/"`
+	tests := []struct {
+		name, body, query string // one of body (JSON) or query (/collect.gif)
+		field, says       string
+	}{
+		{name: "title NUL", body: hit(page + `,"title":"a\u0000b"`), field: "title", says: "NUL"},
+		{name: "event name NUL", body: hit(page + `,"type":"event","name":"buy\u0000"`), field: "name", says: "NUL"},
+		{name: "url NUL", body: hit(`"url":"https://shop.ru/\u0000"`), field: "url", says: "NUL"},
+		{name: "utm_source NUL", body: hit(`"url":"https://shop.ru/?utm_source=a%00b"`), field: "url", says: "utm_source"},
+		{name: "utm_campaign not UTF-8", body: hit(`"url":"https://shop.ru/?utm_campaign=%C0%AF"`), field: "url", says: "UTF-8"},
+		{name: "click id NUL", body: hit(`"url":"https://shop.ru/?gclid=%00"`), field: "url", says: "gclid"},
+		{name: "url host not UTF-8", body: hit(`"url":"https://sh%C0p.ru/"`), field: "url", says: "UTF-8"},
+		{name: "referrer NUL", body: hit(page + `,"referrer":"https://ya.ru/\u0000"`), field: "referrer", says: "NUL"},
+		{name: "referrer host not UTF-8", body: hit(page + `,"referrer":"https://a%C0b.ru/"`), field: "referrer", says: "UTF-8"},
+		{name: "props key NUL", body: hit(page + `,"type":"event","name":"buy","props":{"a\u0000":1}`), field: "props", says: "NUL"},
+		{name: "props nested value NUL", body: hit(page + `,"type":"event","name":"buy","props":{"a":[{"b":"x\u0000"}]}`), field: "props", says: "NUL"},
+		{name: "gif title NUL", query: "title=a%00b", field: "title", says: "NUL"},
+		{name: "gif title not UTF-8", query: "title=%C0", field: "title", says: "UTF-8"},
+		{name: "gif event name NUL", query: "type=event&name=%00", field: "name", says: "NUL"},
+		{name: "gif url NUL", query: "url=https%3A%2F%2Fshop.ru%2F%00", field: "url", says: "NUL"},
+		{name: "gif referrer NUL", query: "referrer=https%3A%2F%2Fya.ru%2F%00", field: "referrer", says: "NUL"},
+		{name: "gif props not UTF-8", query: "type=event&name=buy&props=%7B%22a%22%3A%22%C0%22%7D", field: "props", says: "UTF-8"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var p Payload
+			var err error
+			if tt.query != "" {
+				q := url.Values{"counter": {"7"}, "uuid": {testUUID}, "url": {"https://shop.ru/"}}
+				more, perr := url.ParseQuery(tt.query)
+				if perr != nil {
+					t.Fatal(perr)
+				}
+				for k, v := range more {
+					q[k] = v
+				}
+				p, err = ParseQuery(q)
+			} else {
+				p, err = ParseJSON([]byte(tt.body))
+			}
+			if err == nil {
+				_, err = p.Validate(testCounter, now)
+			}
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("err = %v, want a FieldError on %s", err, tt.field)
+			}
+			if fe.Field != tt.field || !strings.Contains(fe.Error(), tt.says) {
+				t.Errorf("error %q on field %q; want field %q saying %q", fe, fe.Field, tt.field, tt.says)
+			}
+		})
+	}
 }

@@ -173,6 +173,22 @@ func ParseCampaign(u *url.URL) Campaign {
 	return c
 }
 
+// check refuses a campaign whose tags a database cannot store: they are
+// decoded from the landing URL's query, where %00 is a NUL.
+func (c Campaign) check() error {
+	for i, v := range []string{c.Source, c.Medium, c.Name, c.Content, c.Term} {
+		if err := checkText(v); err != nil {
+			return fmt.Errorf("parameter %s %w", utmParams[i], err)
+		}
+	}
+	for k, v := range c.ClickIDs {
+		if err := checkText(v); err != nil {
+			return fmt.Errorf("parameter %s %w", k, err)
+		}
+	}
+	return nil
+}
+
 // Classify decides a session's source from its landing campaign and
 // referrer. siteDomain is the counter's domain: a referrer on it or its
 // subdomains is internal.

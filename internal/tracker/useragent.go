@@ -50,6 +50,9 @@ func (c *uaCache) parse(ua string) client {
 }
 
 func parseUA(ua string) client {
+	// The names below are stored, and a header may hold bytes that are not
+	// UTF-8 (net/http refuses NUL and other controls in headers).
+	ua = strings.ToValidUTF8(ua, "\uFFFD")
 	if strings.TrimSpace(ua) == "" {
 		return client{Bot: true, Device: "bot"}
 	}
