@@ -51,7 +51,8 @@ func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 	return false
 }
 
-// ipLimiter is a token bucket per client address. A bucket that has
+// ipLimiter is a token bucket per client: per IPv4 address, per IPv6 /64
+// (see clientKey). A bucket that has
 // refilled to its burst is the same as no bucket at all, so an address is
 // forgotten once it has been idle that long (burst ÷ rate: 5 s at the
 // collector's defaults): memory follows the addresses seen in the last few
@@ -103,7 +104,7 @@ func (l *ipLimiter) allow(a netip.Addr, now time.Time) bool {
 	if l == nil {
 		return true
 	}
-	key := a.As16()
+	key := clientKey(a)
 	// Fibonacci hashing: the top bits of the product depend on every bit
 	// of the address (an IPv4 address is only the last four bytes).
 	h := (binary.LittleEndian.Uint64(key[8:]) ^ binary.LittleEndian.Uint64(key[:8])) * 0x9e3779b97f4a7c15
@@ -133,4 +134,18 @@ func (l *ipLimiter) allow(a netip.Addr, now time.Time) bool {
 	}
 	sh.buckets[key] = b
 	return allowed
+}
+
+// clientKey is what the limiter counts a request against: an IPv4 address
+// (also when written as IPv6, ::ffff:a.b.c.d), or an IPv6 address's /64. A
+// /64 is the smallest network an IPv6 client is given — one home, one
+// phone — and it may send each request from another address in it
+// (privacy addresses), so per address it would never be limited.
+func clientKey(a netip.Addr) [16]byte {
+	a = a.Unmap()
+	key := a.As16()
+	if a.Is6() {
+		clear(key[8:])
+	}
+	return key
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/rand"
 	"net/netip"
 	"testing"
 	"time"
@@ -89,4 +90,47 @@ func (l *ipLimiter) size() int {
 		l.shards[i].mu.Unlock()
 	}
 	return n
+}
+
+// An IPv6 client usually holds a whole /64 and may pick any address in it
+// for each request: the limit is per /64. IPv4 stays per address, and an
+// IPv4 address written as IPv6 (::ffff:a.b.c.d) is that IPv4 address.
+func TestIPLimiterIPv6PerSlash64(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	random := func(prefix netip.Prefix) netip.Addr {
+		b := prefix.Addr().As16()
+		rand.Read(b[8:])
+		return netip.AddrFrom16(b)
+	}
+	l := newIPLimiter(1, 20)
+	one64 := netip.MustParsePrefix("2001:db8:1:2::/64")
+	passed := 0
+	for range 1000 {
+		if l.allow(random(one64), t0) {
+			passed++
+		}
+	}
+	if passed != 20 {
+		t.Errorf("random addresses in one /64 passed %d of 1,000 requests; want the burst of 20", passed)
+	}
+	// Neighbouring /64s, even in the same /48, have buckets of their own.
+	for i := range 100 {
+		other := netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, byte(3 + i)}), 64)
+		if !l.allow(random(other), t0) {
+			t.Fatalf("the first request of /64 %s was limited by another /64's", other)
+		}
+	}
+	// IPv4: per address, as before.
+	l = newIPLimiter(1, 2)
+	for i := range 2 {
+		if !l.allow(netip.MustParseAddr("203.0.113.7"), t0) {
+			t.Fatalf("IPv4 request %d of a burst of 2 refused", i+1)
+		}
+	}
+	if !l.allow(netip.MustParseAddr("203.0.113.8"), t0) {
+		t.Error("the next IPv4 address was limited by its neighbour's requests")
+	}
+	if l.allow(netip.MustParseAddr("::ffff:203.0.113.7"), t0) {
+		t.Error("203.0.113.7 written as ::ffff:203.0.113.7 escaped its address's limit")
+	}
 }

@@ -85,13 +85,13 @@ func (s *Server) collectGIF(w http.ResponseWriter, r *http.Request) {
 	s.record(w, r, p, ip, true)
 }
 
-// admit applies the per-address rate limit.
+// admit applies the rate limit per client: an IPv4 address or an IPv6 /64.
 func (s *Server) admit(w http.ResponseWriter, r *http.Request) (netip.Addr, bool) {
 	ip := clientIP(r, s.cfg.TrustedProxies)
 	if !s.limiter.allow(ip, time.Now()) {
 		w.Header().Set("Retry-After", "1")
 		writeError(w, &Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
-			Message: "too many hits from this address; slow down"})
+			Message: "too many hits from this address (or its IPv6 /64); slow down"})
 		return ip, false
 	}
 	return ip, true
