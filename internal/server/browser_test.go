@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -10,9 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/throughline/throughline/internal/counter"
@@ -74,19 +77,28 @@ func newShopSite(t *testing.T, collectorURL string, counterID int64) *shopSite {
 	return s
 }
 
+// newBrowser starts a visitor's browser: headless Chromium with an ordinary
+// desktop Chrome's User-Agent, as a headless one is counted as a robot.
 func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	return newBrowserAs(t, browser)
+}
+
+// newBrowserAs starts headless Chromium sending userAgent; "" keeps its own.
+func newBrowserAs(t *testing.T, userAgent string) context.Context {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath(t)),
 		chromedp.NoSandbox,
 		chromedp.UserDataDir(t.TempDir()),
-		// A visitor's browser: a headless User-Agent would be counted as a bot.
-		chromedp.UserAgent(browser),
 		chromedp.Flag("host-resolver-rules", "MAP *.shop.test 127.0.0.1, MAP shop.test 127.0.0.1"),
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-gpu", true),
 	)
+	if userAgent != "" {
+		opts = append(opts, chromedp.UserAgent(userAgent))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
 	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
@@ -249,4 +261,55 @@ func TestBrowserTracksVisits(t *testing.T) {
 			t.Errorf("cookies = %q", cookies)
 		}
 	})
+}
+
+// A site owner who tries the tracker in a headless browser learns why no
+// visit shows up: headless browsers are robots, counted but not stored, and
+// t.js says so — once a page, in the console, naming the reason.
+func TestBrowserHeadlessIsToldItIsARobot(t *testing.T) {
+	db := storetest.Open(t, store.SQLite)
+	f := newFixture(t, db)
+	shop, _, err := counter.Create(context.Background(), db, counter.NewCounter{Name: "Boots", Domain: "shop.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := newShopSite(t, f.url, shop.ID)
+	b := newBrowserAs(t, "") // headless Chromium's own User-Agent: HeadlessChrome/…
+	var mu sync.Mutex
+	var warnings []string
+	err = chromedp.Listen(b, func(ev any) {
+		e, ok := ev.(*cdpruntime.EventConsoleAPICalled)
+		if !ok || e.Type != cdpruntime.ConsoleAPICalledTypeWarning {
+			return
+		}
+		var text []string
+		for _, arg := range e.Args {
+			var s string
+			if json.Unmarshal(arg.Value, &s) == nil {
+				text = append(text, s)
+			}
+		}
+		mu.Lock()
+		warnings = append(warnings, strings.Join(text, " "))
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids(t, b, site.url+"/")
+	// Two more hits from the page: an event, and a pageview of a
+	// single-page app.
+	eval[any](t, b, `throughline.event('add_to_cart'); history.pushState({}, '', '/cart'); null`)
+	eventually(t, "the three hits are counted as a robot's", func() bool {
+		return f.queryInt(t, `SELECT coalesce(sum(hits), 0) FROM bot_hits WHERE counter_id = $1`, shop.ID) == 3
+	})
+	time.Sleep(300 * time.Millisecond) // for any later warning to reach us
+	mu.Lock()
+	defer mu.Unlock()
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "Headless Chrome") {
+		t.Errorf("console warnings: %q; want exactly one, naming Headless Chrome", warnings)
+	}
+	if n := f.queryInt(t, `SELECT count(*) FROM sessions WHERE counter_id = $1`, shop.ID); n != 0 {
+		t.Errorf("%d sessions stored for a headless browser", n)
+	}
 }

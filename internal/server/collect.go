@@ -18,7 +18,12 @@ import (
 
 // sidHeader carries the session id back to t.js: hits are answered 204, with
 // no body, and the browser reads this header (exposed through CORS).
-const sidHeader = "Throughline-Sid"
+// robotHeader tells it instead that the hit was a robot's and why, so that
+// someone trying a site in a headless browser learns why nothing shows.
+const (
+	sidHeader   = "Throughline-Sid"
+	robotHeader = "Throughline-Robot"
+)
 
 // transparentGIF is the 1×1 image answered to /collect.gif.
 var transparentGIF = []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
@@ -140,6 +145,9 @@ func (s *Server) record(w http.ResponseWriter, r *http.Request, p tracker.Payloa
 	if res.SID != "" {
 		w.Header().Set(sidHeader, res.SID)
 	}
+	if res.Robot != "" {
+		w.Header().Set(robotHeader, res.Robot)
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	if gif {
 		w.Header().Set("Content-Type", "image/gif")
@@ -177,7 +185,7 @@ func (s *Server) allowOrigin(w http.ResponseWriter, r *http.Request, c counter.C
 		return false
 	}
 	w.Header().Set("Access-Control-Allow-Origin", origin)
-	w.Header().Set("Access-Control-Expose-Headers", sidHeader)
+	w.Header().Set("Access-Control-Expose-Headers", sidHeader+", "+robotHeader)
 	return true
 }
 

@@ -66,8 +66,16 @@ func TestCollectStoresHitsAndAnswersTheSession(t *testing.T) {
 		if got := r.header.Get("Access-Control-Allow-Origin"); got != "https://www.a.example.ru" {
 			t.Errorf("Access-Control-Allow-Origin = %q", got)
 		}
-		if got := r.header.Get("Access-Control-Expose-Headers"); got != "Throughline-Sid" {
-			t.Errorf("Access-Control-Expose-Headers = %q; t.js could not read the sid", got)
+		if got := r.header.Get("Access-Control-Expose-Headers"); got != "Throughline-Sid, Throughline-Robot" {
+			t.Errorf("Access-Control-Expose-Headers = %q; t.js could not read the sid and the robot warning", got)
+		}
+		if got := r.header.Get("Throughline-Robot"); got != "" {
+			t.Errorf("a person's hit: Throughline-Robot = %q", got)
+		}
+		// A robot's hit is counted, not stored, and the answer says why.
+		r = f.sendHit(t, hitJSON(f.a.ID, visitorA, "", "https://www.a.example.ru/"), "User-Agent", "curl/8.5.0")
+		if r.status != http.StatusNoContent || r.header.Get("Throughline-Robot") != "HTTP library curl/8.5.0" || r.header.Get("Throughline-Sid") != "" {
+			t.Errorf("robot's hit: %d, Throughline-Robot %q, Throughline-Sid %q", r.status, r.header.Get("Throughline-Robot"), r.header.Get("Throughline-Sid"))
 		}
 
 		// The same visitor's next page, through the image fallback.

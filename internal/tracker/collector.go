@@ -211,8 +211,11 @@ func (c *Collector) writerOf(uuid id, bot bool) *writer {
 
 // Result is what the collector tells the sender about a hit.
 type Result struct {
-	SID string // the session the hit belongs to; empty for a bot
-	Bot bool   // the hit was counted as a robot's and not stored
+	SID string // the session the hit belongs to; empty for a robot's
+	// Robot is why the hit was counted as a robot's and not stored — what
+	// its User-Agent says ("Headless Chrome", "HTTP library curl/8.5.0",
+	// "no User-Agent"); empty for a person's.
+	Robot string
 }
 
 // Collect records h and returns once it is committed (or failed). If ctx
@@ -247,7 +250,7 @@ func (c *Collector) Collect(ctx context.Context, h Hit) (Result, error) {
 	}
 	select {
 	case o := <-p.done:
-		res := Result{SID: o.sid, Bot: p.client.Bot}
+		res := Result{SID: o.sid, Robot: p.client.Robot}
 		*p = pending{done: p.done}
 		pendings.Put(p) // answered: the writer is done with it
 		return res, o.err

@@ -212,15 +212,15 @@ func TestCollectorConcurrentHitsOneSession(t *testing.T) {
 func TestCollectorCountsBotsWithoutStoringThem(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		f := newCollectorFixture(t, db, Config{})
-		for i := range 3 {
+		for i, why := range []string{"YandexBot", "YandexBot", "HTTP library curl/8.5.0"} {
 			h := f.hit(t, newID(), "", "https://shop.ru/", f.t0)
 			h.UserAgent = botUA
 			if i == 2 {
 				h.UserAgent = "curl/8.5.0"
 			}
 			res, err := f.c.Collect(context.Background(), h)
-			if err != nil || !res.Bot || res.SID != "" {
-				t.Fatalf("bot hit: %+v, %v", res, err)
+			if err != nil || res.Robot != why || res.SID != "" {
+				t.Fatalf("bot hit: %+v, %v; want a robot's for %q", res, err, why)
 			}
 		}
 		human := f.hit(t, newID(), "", "https://shop.ru/", f.t0)

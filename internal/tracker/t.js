@@ -218,6 +218,16 @@
   }
   setTimeout(markKnown, 3000);
 
+  // A robot's hits are counted, not stored: whoever tries the site in a
+  // headless browser would see nothing in the reports and not know why.
+  var warned = false;
+  function warnRobot(reason) {
+    if (!reason || warned || !w.console) return;
+    warned = true;
+    console.warn('throughline: this visit is counted as a robot\'s (' + reason + ') and not stored: ' +
+      'headless browsers, crawlers and HTTP libraries are not visitors. Open the site in an ordinary browser to see your visit.');
+  }
+
   function send(hit) {
     hit.counter = counter;
     hit.uuid = uuid;
@@ -231,6 +241,7 @@
         method: 'POST', body: body, keepalive: true, credentials: 'omit',
         headers: { 'Content-Type': 'text/plain;charset=UTF-8' }
       }).then(function (r) {
+        warnRobot(r.headers.get('Throughline-Robot'));
         setSID(r.headers.get('Throughline-Sid'));
         markKnown();
       }, markKnown);

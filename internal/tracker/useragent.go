@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"cmp"
 	"strings"
 	"sync"
 
@@ -13,6 +14,7 @@ type client struct {
 	Browser string
 	OS      string
 	Bot     bool
+	Robot   string // for a bot, what says so: "no User-Agent", the robot's or HTTP library's name
 }
 
 // nonBrowsers are User-Agent prefixes of HTTP libraries and tools: they are
@@ -54,12 +56,13 @@ func parseUA(ua string) client {
 	// UTF-8 (net/http refuses NUL and other controls in headers).
 	ua = strings.ToValidUTF8(ua, "\uFFFD")
 	if strings.TrimSpace(ua) == "" {
-		return client{Bot: true, Device: "bot"}
+		return client{Bot: true, Device: "bot", Robot: "no User-Agent"}
 	}
 	lower := strings.ToLower(ua)
 	for _, p := range nonBrowsers {
 		if strings.HasPrefix(lower, p) {
-			return client{Bot: true, Device: "bot", Browser: clip(ua, 100)}
+			name := clip(ua, 100)
+			return client{Bot: true, Device: "bot", Browser: name, Robot: "HTTP library " + name}
 		}
 	}
 	u := useragent.Parse(ua)
@@ -67,6 +70,7 @@ func parseUA(ua string) client {
 	switch {
 	case u.Bot:
 		cl.Device = "bot"
+		cl.Robot = cmp.Or(cl.Browser, "a robot's User-Agent")
 	case u.Tablet:
 		cl.Device = "tablet"
 	case u.Mobile:
