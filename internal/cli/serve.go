@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	_ "net/http/pprof" // served only on --debug-addr
@@ -128,12 +127,7 @@ func runServe(ctx context.Context, cio cmdIO, args []string) error {
 		Imports:   server.ImportsConfig{AllowPrivateFeeds: ff.allowPrivate, MaxBytes: maxImport, TempDir: spool},
 		PublicURL: strings.TrimRight(publicURL, "/"),
 	})
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := server.NewHTTPServer(handler, log)
 	if debugAddr != "" {
 		dln, err := net.Listen("tcp", debugAddr)
 		if err != nil {
@@ -146,7 +140,7 @@ func runServe(ctx context.Context, cio cmdIO, args []string) error {
 		log.Info("profiler listening", "addr", dln.Addr().String(), "url", "http://"+dln.Addr().String()+"/debug/pprof/")
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(server.LimitConns(ln)) }()
 	log.Info("listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/", "version", buildinfo.Version())
 
 	select {

@@ -30,20 +30,21 @@ const (
 )
 
 func (s *Server) cdpRoutes() {
+	api, upload := s.cfg.BodyTimeouts.API, s.cfg.BodyTimeouts.Upload
 	for _, p := range []string{"data/contacts", "data/contacts/csv", "data/contacts/json",
 		"data/orders", "data/orders/csv", "data/orders/json", "data/simple_orders", "data/simple_orders/csv"} {
-		s.cdp("POST "+cdpPrefix+p, s.cfg.Imports.MaxBytes, s.cdpUpload)
+		s.cdp("POST "+cdpPrefix+p, s.cfg.Imports.MaxBytes, upload, s.cdpUpload)
 	}
-	s.cdp("GET "+cdpPrefix+"last_uploadings", maxSchemaBody, s.cdpLastUploadings)
-	s.cdp("GET "+cdpPrefix+"uploading/{uploading}", maxSchemaBody, s.cdpUploading)
-	s.cdp("GET "+cdpPrefix+"uploadings/{uploading}", maxSchemaBody, s.cdpUploading)
-	s.cdp("GET "+cdpPrefix+"schema/order_statuses", maxSchemaBody, s.cdpGetStatuses)
-	s.cdp("POST "+cdpPrefix+"schema/order_statuses", maxSchemaBody, s.cdpPostStatuses)
-	s.cdp("GET "+cdpPrefix+"schema/attributes", maxSchemaBody, s.cdpGetAttributes)
-	s.cdp("POST "+cdpPrefix+"schema/attributes", maxSchemaBody, s.cdpPostAttributes)
-	s.cdp("POST "+cdpPrefix+"schema/products", maxProductsBody, s.cdpPostProducts)
-	s.cdp("GET "+cdpPrefix+"schema/types", maxSchemaBody, s.cdpTypes)
-	s.cdp("GET "+cdpPrefix+"schema/predefined_types", maxSchemaBody, s.cdpTypes)
+	s.cdp("GET "+cdpPrefix+"last_uploadings", maxSchemaBody, api, s.cdpLastUploadings)
+	s.cdp("GET "+cdpPrefix+"uploading/{uploading}", maxSchemaBody, api, s.cdpUploading)
+	s.cdp("GET "+cdpPrefix+"uploadings/{uploading}", maxSchemaBody, api, s.cdpUploading)
+	s.cdp("GET "+cdpPrefix+"schema/order_statuses", maxSchemaBody, api, s.cdpGetStatuses)
+	s.cdp("POST "+cdpPrefix+"schema/order_statuses", maxSchemaBody, api, s.cdpPostStatuses)
+	s.cdp("GET "+cdpPrefix+"schema/attributes", maxSchemaBody, api, s.cdpGetAttributes)
+	s.cdp("POST "+cdpPrefix+"schema/attributes", maxSchemaBody, api, s.cdpPostAttributes)
+	s.cdp("POST "+cdpPrefix+"schema/products", maxProductsBody, upload, s.cdpPostProducts)
+	s.cdp("GET "+cdpPrefix+"schema/types", maxSchemaBody, api, s.cdpTypes)
+	s.cdp("GET "+cdpPrefix+"schema/predefined_types", maxSchemaBody, api, s.cdpTypes)
 	// Everything else there (offline conversions, calls, costs) is not
 	// served yet: answer in Metrica's shape so uploaders log something useful.
 	s.handle("/cdp/", s.cdpNotFound)
@@ -77,9 +78,9 @@ func cdpError(w http.ResponseWriter, status int, typ, message, location string, 
 // ?oauth_token=. No token is 401; a token that is not valid is 403
 // invalid_token; a counter the token does not act for — existing or not —
 // is 403 access_denied, as Metrica answers.
-func (s *Server) cdp(pattern string, limit int64, h func(w http.ResponseWriter, r *http.Request, c counter.Counter)) {
+func (s *Server) cdp(pattern string, limit int64, within time.Duration, h func(w http.ResponseWriter, r *http.Request, c counter.Counter)) {
 	s.guards[pattern] = "cdp"
-	s.handleLimited(pattern, limit, func(w http.ResponseWriter, r *http.Request) {
+	s.handleLimited(pattern, limit, within, func(w http.ResponseWriter, r *http.Request) {
 		tok := r.URL.Query().Get("oauth_token")
 		if scheme, t, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " "); ok &&
 			(strings.EqualFold(scheme, "OAuth") || strings.EqualFold(scheme, "Bearer")) {

@@ -50,6 +50,10 @@ func (s *Server) collect(w http.ResponseWriter, r *http.Request) {
 				Message: fmt.Sprintf("a hit is at most %d bytes", tracker.MaxBodyBytes)})
 			return
 		}
+		if e, ok := bodyTimeout(err); ok {
+			writeError(w, e)
+			return
+		}
 		writeError(w, badRequest("body", "could not read the body: %v", err))
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"time"
 
 	"github.com/throughline/throughline/internal/costs"
 	"github.com/throughline/throughline/internal/crm"
@@ -13,21 +14,23 @@ import (
 // Ad costs: /api/v1/counters/{id}/costs.
 
 func (s *Server) costRoutes() {
-	// A CSV upload may be as large as any import. counterAPI gives a route
-	// the server's body limit, so it is raised while this one route is
-	// registered; postCosts caps a JSON body at the JSON API's limit itself.
-	s.withBodyLimit(max(s.cfg.Imports.MaxBytes, s.cfg.MaxBody), func() {
+	// A CSV upload may be as large, and take as long, as any import.
+	// counterAPI gives a route the JSON API's body limits, so they are
+	// raised while this one route is registered; postCosts caps a JSON body
+	// at the JSON API's size limit itself.
+	s.withBodyLimit(max(s.cfg.Imports.MaxBytes, s.cfg.MaxBody), s.cfg.BodyTimeouts.Upload, func() {
 		s.counterAPI("POST /api/v1/counters/{id}/costs", s.postCosts)
 	})
 	s.counterAPI("GET /api/v1/counters/{id}/costs", s.listCosts)
 }
 
-// withBodyLimit runs register with limit as the body limit of the routes it
-// registers (they take s.cfg.MaxBody when registered).
-func (s *Server) withBodyLimit(limit int64, register func()) {
-	saved := s.cfg.MaxBody
-	s.cfg.MaxBody = limit
-	defer func() { s.cfg.MaxBody = saved }()
+// withBodyLimit runs register with limit and within as the body limits of
+// the routes it registers (they take s.cfg.MaxBody and
+// s.cfg.BodyTimeouts.API when registered).
+func (s *Server) withBodyLimit(limit int64, within time.Duration, register func()) {
+	savedLimit, savedTime := s.cfg.MaxBody, s.cfg.BodyTimeouts.API
+	s.cfg.MaxBody, s.cfg.BodyTimeouts.API = limit, within
+	defer func() { s.cfg.MaxBody, s.cfg.BodyTimeouts.API = savedLimit, savedTime }()
 	register()
 }
 

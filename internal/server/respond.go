@@ -81,6 +81,9 @@ func decodeJSON(r *http.Request, v any) *Error {
 }
 
 func jsonError(err error) *Error {
+	if e, ok := bodyTimeout(err); ok {
+		return e
+	}
 	var maxErr *http.MaxBytesError
 	var syntaxErr *json.SyntaxError
 	var typeErr *json.UnmarshalTypeError

@@ -41,6 +41,8 @@ type Config struct {
 	Logger  *slog.Logger
 	// MaxBody caps JSON API request bodies; zero means DefaultMaxBody.
 	MaxBody int64
+	// BodyTimeouts bound the time request bodies may take to arrive.
+	BodyTimeouts BodyTimeouts
 
 	// Collector tunes the hit collector's group commit.
 	Collector tracker.Config
@@ -130,6 +132,7 @@ func New(db *store.DB, cfg Config) *Server {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
 	}
+	cfg.BodyTimeouts = cfg.BodyTimeouts.withDefaults()
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = calltracking.HeartbeatSeconds * time.Second
 	}
@@ -237,8 +240,9 @@ func (s *Server) routes() {
 
 	// The visit tracker: the script, and the collector it sends hits to.
 	s.handle("GET /t.js", tracker.ServeScript)
-	s.handleLimited("POST /collect", tracker.MaxBodyBytes, s.collect, true)
-	s.handleLimited("GET /collect.gif", tracker.MaxBodyBytes, s.collectGIF, true)
+	small := s.cfg.BodyTimeouts.Small
+	s.handleLimited("POST /collect", tracker.MaxBodyBytes, small, s.collect, true)
+	s.handleLimited("GET /collect.gif", tracker.MaxBodyBytes, small, s.collectGIF, true)
 	s.handleQuiet("OPTIONS /collect", s.collectPreflight)
 	s.counterAPI("GET /api/v1/counters/{id}/sessions", s.listSessions)
 	s.counterAPI("GET /api/v1/counters/{id}/sessions/{sid}", s.getSession)
@@ -272,12 +276,12 @@ func (s *Server) routes() {
 		"/numbers/lease": s.numberLease, "/numbers/heartbeat": s.numberHeartbeat, "/numbers/release": s.numberRelease,
 		"/leads/collect": s.siteLead, "/forms/capture": s.formCapture,
 	} {
-		s.handleLimited("POST "+path, tracker.MaxBodyBytes, h, true)
+		s.handleLimited("POST "+path, tracker.MaxBodyBytes, small, h, true)
 		s.handleQuiet("OPTIONS "+path, s.collectPreflight)
 	}
 	for _, m := range []string{"GET", "POST"} {
-		s.handleLimited(m+" /hooks/calls/{provider}/{token}", maxHookBody, s.callHook, false)
-		s.handleLimited(m+" /hooks/calls/{provider}/{token}/{rest...}", maxHookBody, s.callHook, false)
+		s.handleLimited(m+" /hooks/calls/{provider}/{token}", maxHookBody, small, s.callHook, false)
+		s.handleLimited(m+" /hooks/calls/{provider}/{token}/{rest...}", maxHookBody, small, s.callHook, false)
 	}
 	s.counterAPI("GET /api/v1/counters/{id}/calls", s.listCalls)
 	s.counterAPI("GET /api/v1/counters/{id}/calls/{call}", s.getCall)
@@ -306,22 +310,29 @@ func (s *Server) routes() {
 	s.retailSyncRoutes()
 }
 
-// handle registers a route with the default body limit.
+// handle registers a route with the JSON API's body limits.
 func (s *Server) handle(pattern string, h http.HandlerFunc) {
-	s.handleLimited(pattern, s.cfg.MaxBody, h, false)
+	s.handleLimited(pattern, s.cfg.MaxBody, s.cfg.BodyTimeouts.API, h, false)
 }
 
-// handleLimited registers a route with its own body limit; quiet routes are
-// logged at debug level (see handleQuiet).
-func (s *Server) handleLimited(pattern string, limit int64, h http.HandlerFunc, quiet bool) {
+// handleLimited registers a route whose request body may be up to limit
+// bytes, arriving within the time given (see BodyTimeouts); quiet routes
+// are logged at debug level (see handleQuiet).
+func (s *Server) handleLimited(pattern string, limit int64, within time.Duration, h http.HandlerFunc, quiet bool) {
 	s.quiet[pattern] = quiet
-	s.mux.Handle(pattern, http.MaxBytesHandler(h, limit))
+	limited := http.MaxBytesHandler(h, limit)
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if b, ok := r.Body.(*timedBody); ok { // set by ServeHTTP
+			b.allow(within)
+		}
+		limited.ServeHTTP(w, r)
+	})
 }
 
 // handleQuiet registers a route polled by machines (probes, scrapers) whose
 // requests are logged at debug level so they do not drown the log.
 func (s *Server) handleQuiet(pattern string, h http.HandlerFunc) {
-	s.handleLimited(pattern, s.cfg.MaxBody, h, true)
+	s.handleLimited(pattern, s.cfg.MaxBody, s.cfg.BodyTimeouts.API, h, true)
 }
 
 // counterAPI registers a route under /api/v1/counters/{id}/… that requires a
@@ -429,10 +440,15 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 // ServeHTTP runs a request through the middleware: panic recovery, then
-// routing, then access log and metrics keyed by the matched route pattern.
+// a deadline for the body, then routing, then access log and metrics keyed
+// by the matched route pattern.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	// Every body has the short budget unless its route allows more
+	// (handleLimited); so does a request no route takes.
+	body := timeBody(rec, r, s.cfg.BodyTimeouts.Small)
+	defer body.finish(rec, s.cfg.BodyTimeouts.Small)
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
