@@ -99,11 +99,15 @@ type Event struct {
 	Tracked string
 	// StartedAt is the call start (ring start), UTC; zero when this event
 	// does not say.
-	StartedAt    time.Time
-	Answered     *bool
-	TalkSeconds  *int
-	WaitSeconds  *int
-	Disposition  string
+	StartedAt   time.Time
+	Answered    *bool
+	TalkSeconds *int
+	WaitSeconds *int
+	Disposition string
+	// RecordingURL is where the call's recording is: a link (generic,
+	// Twilio, Mango when it sends one), or the provider's id of the
+	// recording to ask its API for (Mango recording_id, Zadarma
+	// call_id_with_rec).
 	RecordingURL string
 	Employee     string
 	// Final means the call has ended (Zadarma NOTIFY_END/NOTIFY_OUT_END,

@@ -124,10 +124,17 @@ func zadarmaCall(fs fields, kind string, spec zadarmaEvent, cfg Config) (Event, 
 	if e.CallID == "" {
 		return Event{}, fieldErr("pbx_call_id", "is required")
 	}
+	// The recording is not in the notification: Zadarma's API gives a link
+	// to it by call_id_with_rec (GET /v1/pbx/record/request/?call_id=…).
+	// NOTIFY_END (and NOTIFY_OUT_END) name it when is_recorded=1, and
+	// NOTIFY_RECORD when the file is ready (about 40 s later); either may
+	// come first, so both carry it.
+	rec, err := get("call_id_with_rec")
+	if err != nil {
+		return Event{}, err
+	}
 	if strings.EqualFold(kind, "NOTIFY_RECORD") {
-		// The recording itself must be fetched through Zadarma's API with
-		// call_id_with_rec; the event only says it is ready. It is passed
-		// on (Kind and CallID set) so the caller can record that fact.
+		e.RecordingURL = rec
 		return e, nil
 	}
 	start, err := get("call_start")
@@ -182,6 +189,10 @@ func zadarmaCall(fs fields, kind string, spec zadarmaEvent, cfg Config) (Event, 
 	}
 	if e.Disposition != "" {
 		e.Answered = ptr(strings.EqualFold(e.Disposition, "answered"))
+	}
+	if strings.TrimSpace(fs.str("is_recorded")) != "0" {
+		// 1, or absent while call_id_with_rec is there: a recording.
+		e.RecordingURL = rec
 	}
 	if v, ok := fs.get("duration"); ok && strings.TrimSpace(v.s) != "" {
 		n, err := seconds("duration", v)

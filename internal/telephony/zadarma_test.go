@@ -36,6 +36,8 @@ func TestZadarmaSpecExample(t *testing.T) {
 		Answered:    ptr(true),
 		TalkSeconds: ptr(95),
 		Disposition: "answered", Employee: "100", Final: true,
+		// is_recorded=1: the recording's id, to fetch it through Zadarma's API.
+		RecordingURL: "1763722991.123",
 	})
 	if !reflect0(reply) {
 		t.Fatalf("reply = %+v, want the zero Reply", reply)
@@ -121,7 +123,20 @@ func TestZadarmaEvents(t *testing.T) {
 				Answered: ptr(true), TalkSeconds: ptr(42), Disposition: "answered", Final: true}},
 		{"record", url.Values{"event": {"NOTIFY_RECORD"}, "pbx_call_id": {"in_1"}, "call_id_with_rec": {"1763722991.123"}},
 			[]string{"pbx_call_id", "call_id_with_rec"},
-			Event{Provider: Zadarma, Kind: "NOTIFY_RECORD", CallID: "in_1"}},
+			Event{Provider: Zadarma, Kind: "NOTIFY_RECORD", CallID: "in_1", RecordingURL: "1763722991.123"}},
+		{"out end recorded", url.Values{"event": {"NOTIFY_OUT_END"}, "call_start": {"2025-11-21 14:03:11"}, "pbx_call_id": {"out_2"},
+			"internal": {"100"}, "destination": {"79161234567"}, "duration": {"42"}, "disposition": {"answered"},
+			"is_recorded": {"1"}, "call_id_with_rec": {"1763722991.456"}},
+			[]string{"internal", "destination", "call_start"},
+			Event{Provider: Zadarma, Kind: "NOTIFY_OUT_END", CallID: "out_2", Direction: "out", Caller: "100", Tracked: "79161234567", StartedAt: start, Employee: "100",
+				Answered: ptr(true), TalkSeconds: ptr(42), Disposition: "answered", Final: true, RecordingURL: "1763722991.456"}},
+		// is_recorded=0: whatever call_id_with_rec says, there is no file.
+		{"end not recorded", url.Values{"event": {"NOTIFY_END"}, "call_start": {"2025-11-21 14:03:11"}, "pbx_call_id": {"in_1"},
+			"caller_id": {"79161234567"}, "called_did": {"74951112233"}, "duration": {"0"}, "disposition": {"busy"},
+			"is_recorded": {"0"}, "call_id_with_rec": {"1763722991.789"}},
+			[]string{"caller_id", "called_did", "call_start"},
+			Event{Provider: Zadarma, Kind: "NOTIFY_END", CallID: "in_1", Direction: "in", Caller: "79161234567", Tracked: "74951112233", StartedAt: start,
+				Answered: ptr(false), TalkSeconds: ptr(0), Disposition: "busy", Final: true}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

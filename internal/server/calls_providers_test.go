@@ -1,0 +1,124 @@
+package server
+
+import (
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/hex"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/throughline/throughline/internal/store"
+	"github.com/throughline/throughline/internal/store/storetest"
+)
+
+// callJSON is a call as GET …/calls shows it.
+type callJSON struct {
+	ID            int64
+	ExternalID    string `json:"external_id"`
+	TrackedNumber string `json:"tracked_number"`
+	Answered      *bool
+	TalkSeconds   *int   `json:"talk_seconds"`
+	Disposition   string `json:"disposition"`
+	RecordingURL  string `json:"recording_url"`
+	Ended         bool
+	Match         struct{ Type string }
+	Traffic       struct{ Type, Source, Medium string }
+}
+
+// calls returns the counter's calls by external id.
+func (f *fixture) calls(t *testing.T) map[string]callJSON {
+	t.Helper()
+	r := f.api(t, "GET", "/calls", "")
+	if r.status != 200 {
+		t.Fatalf("GET calls: %d %s", r.status, r.body)
+	}
+	var page struct{ Calls []callJSON }
+	decode(t, r.body, &page)
+	out := map[string]callJSON{}
+	for _, c := range page.Calls {
+		out[c.ExternalID] = c
+	}
+	return out
+}
+
+// zadarmaPost sends a Zadarma notification signed as Zadarma signs it:
+// Signature = base64(hex(HMAC-SHA1(API secret, the event's fields
+// concatenated))).
+func (f *fixture) zadarmaPost(t *testing.T, path, secret string, form url.Values, signed ...string) response {
+	t.Helper()
+	var s string
+	for _, name := range signed {
+		s += form.Get(name)
+	}
+	m := hmac.New(sha1.New, []byte(secret))
+	m.Write([]byte(s))
+	sig := base64.StdEncoding.EncodeToString([]byte(hex.EncodeToString(m.Sum(nil))))
+	return f.do(t, "POST", path, "", strings.NewReader(form.Encode()),
+		"Content-Type", "application/x-www-form-urlencoded", "Signature", sig)
+}
+
+// Zadarma names a call's recording in NOTIFY_END (is_recorded=1,
+// call_id_with_rec) and again in NOTIFY_RECORD once the file is ready;
+// the call keeps the recording's id whichever arrives first, and the
+// other facts of the call are the same either way.
+func TestZadarmaRecordingIsKept(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		if r := f.api(t, "POST", "/numbers", `{"number": "+7 495 111-22-33", "source": {"source": "billboard", "medium": "offline"}}`); r.status != 201 {
+			t.Fatalf("number: %d %s", r.status, r.body)
+		}
+		r := f.api(t, "POST", "/hooks", `{"provider": "zadarma", "secret": "zd_secret"}`)
+		var hook hookResp
+		decode(t, r.body, &hook)
+		if r.status != 201 {
+			t.Fatalf("hook: %d %s", r.status, r.body)
+		}
+		start := func(id string) url.Values {
+			return url.Values{"event": {"NOTIFY_START"}, "call_start": {"2025-11-21 14:03:11"}, "pbx_call_id": {id},
+				"caller_id": {"79161234567"}, "called_did": {"74951112233"}}
+		}
+		end := func(id, rec string) url.Values {
+			return url.Values{"event": {"NOTIFY_END"}, "call_start": {"2025-11-21 14:03:11"}, "pbx_call_id": {id},
+				"caller_id": {"79161234567"}, "called_did": {"74951112233"}, "internal": {"100"}, "duration": {"95"},
+				"disposition": {"answered"}, "status_code": {"16"}, "is_recorded": {"1"}, "call_id_with_rec": {rec}}
+		}
+		record := func(id, rec string) url.Values {
+			return url.Values{"event": {"NOTIFY_RECORD"}, "pbx_call_id": {id}, "call_id_with_rec": {rec}}
+		}
+		send := func(form url.Values) {
+			t.Helper()
+			signed := []string{"caller_id", "called_did", "call_start"}
+			if form.Get("event") == "NOTIFY_RECORD" {
+				signed = []string{"pbx_call_id", "call_id_with_rec"}
+			}
+			if r := f.zadarmaPost(t, hook.Path, "zd_secret", form, signed...); r.status != 200 {
+				t.Fatalf("%s: %d %s", form.Get("event"), r.status, r.body)
+			}
+		}
+		// In the usual order: start, end, the recording ~40 s later.
+		send(start("in_usual"))
+		send(end("in_usual", "1763722991.123"))
+		send(record("in_usual", "1763722991.123"))
+		// The recording's notice first (a retried end event), then the rest.
+		send(record("in_early", "1763722991.456"))
+		send(start("in_early"))
+		send(end("in_early", "1763722991.456"))
+
+		calls := f.calls(t)
+		for id, rec := range map[string]string{"in_usual": "1763722991.123", "in_early": "1763722991.456"} {
+			c, ok := calls[id]
+			if !ok {
+				t.Fatalf("call %s not stored: %+v", id, calls)
+			}
+			if c.RecordingURL != rec || c.TrackedNumber != "74951112233" || c.Answered == nil || !*c.Answered ||
+				c.TalkSeconds == nil || *c.TalkSeconds != 95 || c.Disposition != "answered" || !c.Ended || c.Match.Type != "static" {
+				t.Errorf("call %s: %+v, want recording %s, answered 95 s, static", id, c, rec)
+			}
+		}
+		if len(calls) != 2 {
+			t.Errorf("%d calls, want 2: %+v", len(calls), calls)
+		}
+	})
+}
