@@ -333,6 +333,15 @@ func merge(c *Call, ev Event) (rematch bool) {
 			}
 		}
 	}
+	// The outcome of an event that says whether someone answered is the
+	// more specific one: an event that does not say never replaces it,
+	// whichever arrives first. (Twilio's final status callback says
+	// CallStatus=completed for any inbound call whose TwiML ran — Twilio
+	// answered it — while the <Dial> callback says no-answer when the
+	// shop's line did not pick up.)
+	if ev.Disposition != "" && (ev.Answered != nil || c.Answered == nil) {
+		c.Disposition = ev.Disposition
+	}
 	if ev.Answered != nil {
 		c.Answered = ev.Answered
 	}
@@ -341,9 +350,6 @@ func merge(c *Call, ev Event) (rematch bool) {
 	}
 	if ev.WaitSeconds != nil {
 		c.WaitSeconds = ev.WaitSeconds
-	}
-	if ev.Disposition != "" {
-		c.Disposition = ev.Disposition
 	}
 	if ev.RecordingURL != "" {
 		c.RecordingURL = ev.RecordingURL

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -119,6 +120,112 @@ func TestZadarmaRecordingIsKept(t *testing.T) {
 		}
 		if len(calls) != 2 {
 			t.Errorf("%d calls, want 2: %+v", len(calls), calls)
+		}
+	})
+}
+
+// twilioSign is X-Twilio-Signature: base64(HMAC-SHA1(auth token, the URL
+// Twilio requested + each POST parameter as name+value, sorted by name)).
+func twilioSign(token, u string, form url.Values) string {
+	msg := u
+	names := make([]string, 0, len(form))
+	for k := range form {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		vs := slices.Clone(form[k])
+		slices.Sort(vs)
+		for _, v := range vs {
+			msg += k + v
+		}
+	}
+	m := hmac.New(sha1.New, []byte(token))
+	m.Write([]byte(msg))
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// A Twilio number whose Voice URL is Throughline's hook, configured as GET,
+// forwarding to the shop's line: the <Dial action> is the hook's own /dial
+// (the incoming query, caller's number included, is not copied into it)
+// and its signed callback verifies; the outcome of the forwarded leg
+// (DialCallStatus) is the call's disposition whether the final status
+// callback (CallStatus=completed: Twilio itself answered) comes before or
+// after it.
+func TestTwilioDialOutcomeIsKept(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		const public = "https://tl.example"
+		f := newFixtureWith(t, db, Config{PublicURL: public})
+		r := f.api(t, "POST", "/hooks", `{"provider": "twilio", "secret": "authtoken", "forward_to": "+74957654321"}`)
+		var hook hookResp
+		decode(t, r.body, &hook)
+		if r.status != 201 {
+			t.Fatalf("hook: %d %s", r.status, r.body)
+		}
+		call := func(sid string) url.Values {
+			return url.Values{"AccountSid": {"AC0123456789abcdef0123456789abcdef"}, "ApiVersion": {"2010-04-01"}, "CallSid": {sid},
+				"From": {"+79161234567"}, "To": {"+74951110001"}, "Direction": {"inbound"}, "FromCountry": {"RU"}, "ToCountry": {"RU"}}
+		}
+		voice := func(sid string) {
+			t.Helper()
+			q := call(sid)
+			q.Set("CallStatus", "ringing")
+			u := hook.Path + "?" + q.Encode()
+			// GET: Twilio signs the URL with its query, nothing appended.
+			r := f.do(t, "GET", u, "", nil, "X-Twilio-Signature", twilioSign("authtoken", public+u, nil))
+			wantAction := `action="` + public + hook.Path + `/dial"`
+			if r.status != 200 || !strings.Contains(string(r.body), wantAction) || strings.Contains(string(r.body), "79161234567") {
+				t.Fatalf("Voice URL (GET): %d %s, want a <Dial> with %s and no caller's number", r.status, r.body, wantAction)
+			}
+		}
+		post := func(path string, form url.Values) {
+			t.Helper()
+			r := f.do(t, "POST", path, "", strings.NewReader(form.Encode()), "Content-Type", "application/x-www-form-urlencoded",
+				"X-Twilio-Signature", twilioSign("authtoken", public+path, form))
+			if r.status != 200 {
+				t.Fatalf("POST %s %v: %d %s", path, form, r.status, r.body)
+			}
+		}
+		dial := func(sid, status, talk string) {
+			t.Helper()
+			form := call(sid)
+			form.Set("CallStatus", "in-progress")
+			form.Set("DialCallSid", "CAchild"+sid)
+			form.Set("DialCallStatus", status)
+			form.Set("DialCallDuration", talk)
+			post(hook.Path+"/dial", form)
+		}
+		final := func(sid string) {
+			t.Helper()
+			form := call(sid)
+			form.Set("CallStatus", "completed")
+			form.Set("CallDuration", "32")
+			form.Set("CallbackSource", "call-progress-events")
+			form.Set("SequenceNumber", "0")
+			form.Set("Timestamp", "Fri, 21 Nov 2025 11:04:53 +0000")
+			post(hook.Path, form)
+		}
+		voice("CAdialfirst")
+		dial("CAdialfirst", "no-answer", "0")
+		final("CAdialfirst")
+
+		voice("CAstatusfirst")
+		final("CAstatusfirst")
+		dial("CAstatusfirst", "no-answer", "0")
+
+		voice("CAanswered")
+		final("CAanswered")
+		dial("CAanswered", "completed", "25")
+
+		calls := f.calls(t)
+		for sid, want := range map[string]struct {
+			disposition string
+			answered    bool
+		}{"CAdialfirst": {"no-answer", false}, "CAstatusfirst": {"no-answer", false}, "CAanswered": {"completed", true}} {
+			c := calls[sid]
+			if c.Disposition != want.disposition || c.Answered == nil || *c.Answered != want.answered || !c.Ended {
+				t.Errorf("call %s: %+v, want disposition %s, answered %v", sid, c, want.disposition, want.answered)
+			}
 		}
 	})
 }

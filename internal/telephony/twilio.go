@@ -288,24 +288,29 @@ func hasPort(host string) bool {
 }
 
 // twilioForward returns the <Dial> that forwards an incoming call to
-// forwardTo, or "" when there is none. Its action URL is this hook's URL
-// with "/dial" appended to the path, so the dialled leg's outcome comes
-// back as the /dial callback of the same hook.
+// forwardTo, or "" when there is none. Its action URL is this hook's own
+// URL — scheme, host and path, no query — with "/dial" appended, so the
+// dialled leg's outcome comes back as the /dial callback of the same hook.
+// The Voice URL's query is left behind: configured as GET, it is the whole
+// incoming call (the caller's number included), which has no business in
+// another URL. Twilio signs the action URL as written here and POSTs the
+// callback's parameters in the body (<Dial method> defaults to POST), so
+// the callback's signature still verifies.
 func twilioForward(req Request, forwardTo string) string {
 	forwardTo = strings.TrimSpace(forwardTo)
 	if forwardTo == "" {
 		return ""
 	}
-	base, rest := req.URL, ""
+	base := req.URL
 	if i := strings.IndexAny(base, "?#"); i >= 0 {
-		base, rest = base[:i], base[i:]
+		base = base[:i]
 	}
 	// If the Voice URL itself has a subpath, the action still goes to the
 	// hook's own /dial.
 	if sub := strings.TrimRight(req.Subpath, "/"); sub != "" {
 		base = strings.TrimSuffix(strings.TrimRight(base, "/"), sub)
 	}
-	action := strings.TrimRight(base, "/") + "/dial" + rest
+	action := strings.TrimRight(base, "/") + "/dial"
 	return `<Dial action="` + xmlEscape(action) + `" timeout="30">` + xmlEscape(forwardTo) + `</Dial>`
 }
 

@@ -161,14 +161,23 @@ func TestTwilioIncoming(t *testing.T) {
 	if string(reply.Body) != want {
 		t.Fatalf("reply\n got %s\nwant %s", reply.Body, want)
 	}
-	// A query survives after /dial, escaped for XML; a trailing slash or a
-	// subpath of the Voice URL does not double up.
-	for _, c := range []struct{ url, subpath, action string }{
-		{twilioURL + "?a=1&b=2", "", "https://tl.example/hooks/calls/twilio/Xy7/dial?a=1&amp;b=2"},
-		{twilioURL + "/", "", "https://tl.example/hooks/calls/twilio/Xy7/dial"},
-		{twilioURL + "/voice", "/voice", "https://tl.example/hooks/calls/twilio/Xy7/dial"},
+	// The action is the hook's own path: the Voice URL's query is not
+	// carried over (a GET Voice URL's query is the whole call, caller's
+	// number included), and a trailing slash or a subpath of the Voice URL
+	// does not double up.
+	getQuery := "?" + body
+	for _, c := range []struct{ method, url, subpath, action string }{
+		{"POST", twilioURL + "?a=1&b=2", "", "https://tl.example/hooks/calls/twilio/Xy7/dial"},
+		{"GET", twilioURL + getQuery, "", "https://tl.example/hooks/calls/twilio/Xy7/dial"},
+		{"GET", twilioURL + "/voice" + getQuery + "#x", "/voice", "https://tl.example/hooks/calls/twilio/Xy7/dial"},
+		{"POST", twilioURL + "/", "", "https://tl.example/hooks/calls/twilio/Xy7/dial"},
+		{"POST", twilioURL + "/voice", "/voice", "https://tl.example/hooks/calls/twilio/Xy7/dial"},
 	} {
-		_, reply = parseOne(t, Twilio, post(c.url, c.subpath, formCT, body), Config{ForwardTo: "+74957654321"})
+		req := post(c.url, c.subpath, formCT, body)
+		if c.method == "GET" {
+			req = get(c.url, c.subpath)
+		}
+		_, reply = parseOne(t, Twilio, req, Config{ForwardTo: "+74957654321"})
 		want := `<?xml version="1.0" encoding="UTF-8"?>` + "\n" +
 			`<Response><Dial action="` + c.action + `" timeout="30">+74957654321</Dial></Response>`
 		if string(reply.Body) != want {
