@@ -444,7 +444,7 @@ func matchCall(ctx context.Context, tx *sql.Tx, ctr counter.Counter, c *Call) er
 	switch {
 	case err == nil && !pool.Valid:
 		c.Match = CallMatch{Type: MatchStatic, Reason: fmt.Sprintf("%s is a static number of %s / %s", n, orDash(src.Source), orDash(src.Medium))}
-		c.Traffic = src
+		c.Traffic = StaticTraffic(src)
 		return nil
 	case err == nil:
 		reason := fmt.Sprintf("%s is a pool number, but no session held it at %s", n, stamp(t))

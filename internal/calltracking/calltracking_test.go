@@ -247,8 +247,8 @@ func TestCallMatching(t *testing.T) {
 				t.Errorf("call %d at %s to %s: %+v, want %s %s", i, c.at.Format("15:04"), c.tracked, call.Match, c.match, c.sid)
 			}
 		}
-		if call := f.call(t, "s", "79161230000", static, t0); call.Traffic != src {
-			t.Errorf("a static number's call has its source: %+v", call.Traffic)
+		if call, want := f.call(t, "s", "79161230000", static, t0), (calltracking.Traffic{Type: "offline", Source: "billboard", Medium: "offline", Campaign: "mkad"}); call.Traffic != want {
+			t.Errorf("a static number's call has its source, of type offline: %+v", call.Traffic)
 		}
 		if call := f.call(t, "m", "79161230001", n, t0.Add(time.Minute)); call.Traffic.Source != "yandex" || call.Traffic.Medium != "cpc" || call.Traffic.Campaign != "winter" {
 			t.Errorf("a lease's call has its session's source: %+v", call.Traffic)

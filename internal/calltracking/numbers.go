@@ -66,6 +66,23 @@ type Traffic struct {
 	Campaign string `json:"campaign"`
 }
 
+// OfflineType is the traffic type of a static number's calls.
+const OfflineType = "offline"
+
+// StaticTraffic is what a call to a static number with this source is
+// credited to: the source, medium and campaign, of traffic type offline —
+// the call has no visit behind it (a billboard, a flyer; or a number shown
+// on the site, which many visits share). A number without a source credits
+// nothing: its calls' source is unknown. This is the one derivation: it is
+// stored on the call, and the reports and order matching read it there.
+func StaticTraffic(src Traffic) Traffic {
+	src.Type = ""
+	if src.Source != "" {
+		src.Type = OfflineType
+	}
+	return src
+}
+
 // Pool lends its numbers to the sessions its rule selects.
 type Pool struct {
 	ID             int64      `json:"id"`
@@ -288,7 +305,7 @@ type Number struct {
 	Number    string    `json:"number"`  // normalised: 74951112233
 	Display   string    `json:"display"` // +7 495 111-22-33
 	PoolID    *int64    `json:"pool_id"` // nil: a static number
-	Source    Traffic   `json:"source"`  // static numbers: where their calls come from
+	Source    Traffic   `json:"source"`  // static numbers: where their calls come from (its type is derived: StaticTraffic)
 	Rule      *Rule     `json:"rule"`    // static numbers shown on the site: the sessions that see it; nil = not shown (a flyer, a billboard)
 	Active    bool      `json:"active"`
 	CreatedAt time.Time `json:"created_at"`
@@ -325,6 +342,8 @@ func scanNumber(row interface{ Scan(...any) error }) (*Number, error) {
 	n.Display = Display(n.Number)
 	if pool.Valid {
 		n.PoolID = &pool.Int64
+	} else {
+		n.Source = StaticTraffic(n.Source)
 	}
 	if rule != "" {
 		r, err := decodeRule(rule)
@@ -395,6 +414,9 @@ func SaveNumber(ctx context.Context, db *store.DB, counterID int64, in NumberInp
 		n.PoolID = nil
 	}
 	if in.Source != nil {
+		if t := in.Source.Type; t != "" && !strings.EqualFold(t, OfflineType) {
+			return nil, &InvalidError{"source.type", fmt.Sprintf("%q: a static number's calls are of traffic type %s (set its source, medium and campaign)", t, OfflineType)}
+		}
 		n.Source = *in.Source
 		if err := (Rule{Source: n.Source.Source, Medium: n.Source.Medium, Campaign: n.Source.Campaign}).validate("source"); err != nil {
 			return nil, err
@@ -446,6 +468,10 @@ func SaveNumber(ctx context.Context, db *store.DB, counterID int64, in NumberInp
 	}
 	if err != nil {
 		return nil, fmt.Errorf("calltracking: save number %s: %w", n.Number, err)
+	}
+	n.Source.Type = ""
+	if n.PoolID == nil {
+		n.Source = StaticTraffic(n.Source)
 	}
 	return n, nil
 }

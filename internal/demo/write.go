@@ -127,7 +127,7 @@ func traffic(ctx context.Context, db *store.DB, counterID, poolID int64, w *worl
 			t = calltracking.Traffic{Type: string(s.source.Type), Source: s.source.Source, Medium: s.source.Medium, Campaign: s.campaign.Name}
 			leaseID, sid, uuid = c.lease.id, s.sid, s.v.uuid
 		case c.static != nil:
-			t = calltracking.Traffic{Source: c.static.source, Medium: c.static.medium, Campaign: c.static.campaign}
+			t = calltracking.StaticTraffic(calltracking.Traffic{Source: c.static.source, Medium: c.static.medium, Campaign: c.static.campaign})
 		}
 		// The provider's last event arrives a moment after the call ends.
 		received := c.end().Add(3 * time.Second).UTC()

@@ -787,7 +787,8 @@ func (o *order) lastCall(rung, key, value string, c *callRow) {
 	o.found(Evidence{Rung: rung, Key: key, Value: value, Kind: "call", Ref: strconv.FormatInt(c.id, 10), At: c.at}, c.uuid)
 	if c.sid == "" && c.t.Source != "" {
 		// A call to a static number has a source but no session: it is a
-		// touch of its own.
+		// touch of its own, with the traffic stored on the call (offline:
+		// calltracking.StaticTraffic).
 		o.extra = slices.DeleteFunc(o.extra, func(t Touch) bool { return t.Kind == "call" && t.Ref == strconv.FormatInt(c.id, 10) })
 		o.extra = append(o.extra, Touch{Kind: "call", Ref: strconv.FormatInt(c.id, 10), At: c.at, Traffic: c.t})
 	}
@@ -813,9 +814,6 @@ func (m *matcher) calls(col string, keys []string, window []any) ([]*callRow, er
 		c := &callRow{}
 		if err := rows.Scan(&c.id, &c.caller, &c.callerMD5, &c.at, &c.sid, &c.uuid, &c.t.Type, &c.t.Source, &c.t.Medium, &c.t.Campaign); err != nil {
 			return nil, fmt.Errorf("matching: calls by %s: %w", col, err)
-		}
-		if c.sid == "" && c.t.Type == "" && c.t.Source != "" {
-			c.t.Type = "offline" // a static number's source: not direct
 		}
 		out = append(out, c)
 	}

@@ -5,11 +5,14 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/throughline/throughline/internal/reports"
 	"github.com/throughline/throughline/internal/store"
 	"github.com/throughline/throughline/internal/store/storetest"
 )
@@ -226,6 +229,66 @@ func TestTwilioDialOutcomeIsKept(t *testing.T) {
 			if c.Disposition != want.disposition || c.Answered == nil || *c.Answered != want.answered || !c.Ended {
 				t.Errorf("call %s: %+v, want disposition %s, answered %v", sid, c, want.disposition, want.answered)
 			}
+		}
+	})
+}
+
+// A static number set up as the README shows (a source and a medium, no
+// type): its calls and the orders matched through them are one row of a
+// report grouped by traffic type — offline/billboard/offline.
+func TestStaticNumberIsOneReportRow(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		r := f.api(t, "POST", "/numbers", `{"number": "+7 800 100-20-30", "source": {"source": "billboard", "medium": "offline"}}`)
+		if r.status != 201 || !strings.Contains(string(r.body), `"source":{"type":"offline","source":"billboard","medium":"offline"`) {
+			t.Fatalf("number: %d %s", r.status, r.body)
+		}
+		// A type the number's calls would not get is refused, not dropped.
+		if r := f.api(t, "POST", "/numbers", `{"number": "+7 800 100-20-31", "source": {"type": "ad", "source": "billboard"}}`); r.status != 400 ||
+			!strings.Contains(string(r.body), `"field":"source.type"`) {
+			t.Errorf("a static number typed ad: %d %s", r.status, r.body)
+		}
+		r = f.api(t, "POST", "/hooks", `{"provider": "generic"}`)
+		var hook hookResp
+		decode(t, r.body, &hook)
+		loc := f.a.Location()
+		now := time.Now()
+		call := fmt.Sprintf(`{"call_id": "c1", "caller": "+7 999 555-11-11", "tracked_number": "88001002030", "started_at": %q, "duration": 60, "answered": true}`,
+			now.Add(-10*time.Minute).UTC().Format(time.RFC3339))
+		if r := f.do(t, "POST", hook.Path, "", strings.NewReader(call), "Content-Type", "application/json"); r.status != 200 {
+			t.Fatalf("call: %d %s", r.status, r.body)
+		}
+		if c := f.calls(t)["c1"]; c.Match.Type != "static" || c.Traffic.Type != "offline" || c.Traffic.Source != "billboard" {
+			t.Fatalf("the call: %+v", c)
+		}
+		f.uploadSimple(t, "id,create_date_time,phones,order_status,revenue\nB-1,"+now.Add(-5*time.Minute).In(loc).Format("02.01.2006 15:04")+",+79995551111,PAID,5000\n")
+		waitFor(t, func() bool {
+			var path struct{ Rung string }
+			decode(t, f.api(t, "GET", "/orders/B-1/path", "").body, &path)
+			return path.Rung != ""
+		})
+		// Yesterday too: the call and the order may fall on either side of midnight.
+		q := "/reports/end-to-end?group=traffic_type,source,medium&from=" + now.In(loc).AddDate(0, 0, -1).Format("2006-01-02") + "&to=" + now.In(loc).Format("2006-01-02")
+		var rep struct {
+			Rows []struct {
+				Dims map[string]string
+				reports.Metrics
+			}
+		}
+		r = f.api(t, "GET", q, "")
+		decode(t, r.body, &rep)
+		var billboard []map[string]string
+		for _, row := range rep.Rows {
+			if row.Dims["source"] != "billboard" {
+				continue
+			}
+			billboard = append(billboard, row.Dims)
+			if row.Dims["traffic_type"] != "offline" || row.Dims["medium"] != "offline" || row.Calls != 1 || row.OrdersPaid != 1 || row.Revenue != "5000.00" {
+				t.Errorf("billboard row: %+v", row)
+			}
+		}
+		if len(billboard) != 1 {
+			t.Errorf("billboard is in %d rows, want one with its call and its order: %s", len(billboard), r.body)
 		}
 	})
 }

@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -193,6 +195,105 @@ func TestOpenDefaultsToSQLiteInDataDir(t *testing.T) {
 	}
 }
 
+// migratedBelow returns a new database with the migrations before version
+// applied (and recorded), as a database last migrated by an older binary.
+func migratedBelow(t *testing.T, d store.Dialect, version int) *store.DB {
+	t.Helper()
+	ctx := context.Background()
+	db := storetest.OpenEmpty(t, d)
+	ms, err := store.Migrations(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := db.Writer()
+	if _, err := w.ExecContext(ctx, `CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+		applied_at `+d.TimestampType()+` NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Version >= version {
+			break
+		}
+		if _, err := w.ExecContext(ctx, m.SQL); err != nil {
+			t.Fatalf("migration %d: %v", m.Version, err)
+		}
+		if _, err := w.ExecContext(ctx, `INSERT INTO schema_migrations VALUES ($1, $2, $3)`, m.Version, m.Name, time.Now().UTC()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db
+}
+
+// Migration 14 gives the calls to static numbers stored before it the
+// traffic type offline (their orders' touches had it already), and has the
+// rollups of their days rebuilt; other calls keep theirs.
+func TestMigration14StaticCallsOffline(t *testing.T) {
+	ctx := context.Background()
+	for _, d := range []store.Dialect{store.SQLite, store.Postgres} {
+		t.Run(string(d), func(t *testing.T) {
+			db := migratedBelow(t, d, 14)
+			w := db.Writer()
+			created := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+			var counterID int64
+			if err := w.QueryRowContext(ctx, `INSERT INTO counters (name, domain, timezone, created_at, updated_at) VALUES ('Shop', 'shop.ru', 'Europe/Moscow', $1, $1) RETURNING id`,
+				created).Scan(&counterID); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []struct {
+				id, sid, typ, source string
+				at                   time.Time
+			}{
+				{"static", "", "", "billboard", time.Date(2026, 3, 1, 23, 30, 0, 0, time.UTC)}, // 2 March in Moscow: the UTC day is marked
+				{"lease", "s1", "ad", "yandex", time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC)},
+				{"unidentified", "", "", "", time.Date(2026, 3, 6, 10, 0, 0, 0, time.UTC)},
+			} {
+				if _, err := w.ExecContext(ctx, `INSERT INTO calls (counter_id, provider, external_id, direction, caller, caller_raw, caller_md5, tracked_number,
+					started_at, disposition, recording_url, employee, ended, match, match_reason, lease_id, sid, uuid, traffic_type, source, medium, campaign,
+					is_unique, created_at, updated_at)
+					VALUES ($1, 'generic', $2, 'in', '79161234567', '79161234567', '', '74951112233', $3, '', '', '', `+d.Bool(true)+`, '', '', '', $4, '', $5, $6, '', '',
+					`+d.Bool(true)+`, $3, $3)`, counterID, c.id, c.at, c.sid, c.typ, c.source); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if res, err := db.Migrate(ctx); err != nil || res.From != 13 {
+				t.Fatalf("migrate from 13: %+v, %v", res, err)
+			}
+			types := map[string]string{}
+			rows, err := db.Reader().QueryContext(ctx, `SELECT external_id, traffic_type FROM calls WHERE counter_id = $1`, counterID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var id, typ string
+				if err := rows.Scan(&id, &typ); err != nil {
+					t.Fatal(err)
+				}
+				types[id] = typ
+			}
+			rows.Close()
+			if want := map[string]string{"static": "offline", "lease": "ad", "unidentified": ""}; !maps.Equal(types, want) {
+				t.Errorf("traffic types after migration 14: %v, want %v", types, want)
+			}
+			var days []string
+			rows, err = db.Reader().QueryContext(ctx, `SELECT utc_day FROM rollup_dirty WHERE counter_id = $1 ORDER BY utc_day`, counterID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var day string
+				if err := rows.Scan(&day); err != nil {
+					t.Fatal(err)
+				}
+				days = append(days, day)
+			}
+			rows.Close()
+			if !slices.Equal(days, []string{"2026-03-01"}) {
+				t.Errorf("days to rebuild: %v, want the static call's UTC day", days)
+			}
+		})
+	}
+}
+
 // Migration 13 makes sessions insert-only: the sessions stored before it
 // keep every column that remains, and a counter's deletion no longer
 // reaches them through a foreign key.
@@ -200,27 +301,8 @@ func TestMigration13KeepsSessions(t *testing.T) {
 	ctx := context.Background()
 	for _, d := range []store.Dialect{store.SQLite, store.Postgres} {
 		t.Run(string(d), func(t *testing.T) {
-			db := storetest.OpenEmpty(t, d)
-			ms, err := store.Migrations(d)
-			if err != nil {
-				t.Fatal(err)
-			}
+			db := migratedBelow(t, d, 13)
 			w := db.Writer()
-			if _, err := w.ExecContext(ctx, `CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
-				applied_at `+d.TimestampType()+` NOT NULL)`); err != nil {
-				t.Fatal(err)
-			}
-			for _, m := range ms {
-				if m.Version >= 13 {
-					break
-				}
-				if _, err := w.ExecContext(ctx, m.SQL); err != nil {
-					t.Fatalf("migration %d: %v", m.Version, err)
-				}
-				if _, err := w.ExecContext(ctx, `INSERT INTO schema_migrations VALUES ($1, $2, $3)`, m.Version, m.Name, time.Now().UTC()); err != nil {
-					t.Fatal(err)
-				}
-			}
 			started := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
 			var counterID int64
 			if err := w.QueryRowContext(ctx, `INSERT INTO counters (name, domain, timezone, created_at, updated_at) VALUES ('Shop', 'shop.ru', 'UTC', $1, $1) RETURNING id`,
@@ -238,7 +320,7 @@ func TestMigration13KeepsSessions(t *testing.T) {
 			}
 			var sid, uuid, landing, referrer, utm, clicks, typ, device, browser, os, ip string
 			var at time.Time
-			err = db.Reader().QueryRowContext(ctx, `SELECT sid, uuid, started_at, landing_url, referrer,
+			err := db.Reader().QueryRowContext(ctx, `SELECT sid, uuid, started_at, landing_url, referrer,
 				utm_source || '/' || utm_medium || '/' || utm_campaign || '/' || utm_content || '/' || utm_term, click_ids,
 				traffic_type || '/' || source || '/' || medium, device, browser, os, ip
 				FROM sessions WHERE counter_id = $1`, counterID).Scan(&sid, &uuid, &at, &landing, &referrer, &utm, &clicks, &typ, &device, &browser, &os, &ip)
