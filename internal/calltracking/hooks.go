@@ -9,8 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"github.com/throughline/throughline/internal/secrets"
+	"mime"
 	"net/http"
-	"regexp"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -34,10 +35,12 @@ type Hook struct {
 	CreatedAt time.Time  `json:"created_at"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 
-	// Signature material: never shown by the API.
+	// Signature material: never shown by the API. Sealed as read from the
+	// database; plain once opened (OpenHook).
 	Secret  string `json:"-"`
 	APIKey  string `json:"-"`
 	APISalt string `json:"-"`
+	opened  bool
 }
 
 // HookInput creates a hook.
@@ -84,17 +87,13 @@ func CreateHook(ctx context.Context, db *store.DB, box *secrets.Box, counterID i
 	if h.Name == "" {
 		h.Name = h.Provider
 	}
-	secret, err := box.Seal(hookSecretPurpose, h.Secret)
-	if err != nil {
-		return nil, err
-	}
-	salt, err := box.Seal(hookSaltPurpose, h.APISalt)
+	sealed, err := h.sealed(box)
 	if err != nil {
 		return nil, err
 	}
 	_, err = db.Writer().ExecContext(ctx, `INSERT INTO call_hooks (counter_id, id, provider, name, token, secret, api_key, api_salt, timezone, forward_to, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		counterID, h.ID, h.Provider, h.Name, h.Token, secret, h.APIKey, salt, h.Timezone, h.ForwardTo, h.CreatedAt)
+		counterID, h.ID, h.Provider, h.Name, h.Token, sealed[0], sealed[1], sealed[2], h.Timezone, h.ForwardTo, h.CreatedAt)
 	if err != nil {
 		return nil, fmt.Errorf("calltracking: create hook: %w", err)
 	}
@@ -102,30 +101,100 @@ func CreateHook(ctx context.Context, db *store.DB, box *secrets.Box, counterID i
 	return h, nil
 }
 
-// Purposes the hooks' credentials are sealed for (internal/secrets).
-const (
-	hookSecretPurpose = "call_hooks.secret"
-	hookSaltPurpose   = "call_hooks.api_salt"
-)
+// credential is one of a hook's credentials and the purpose it is sealed
+// for (internal/secrets).
+type credential struct {
+	purpose string
+	field   *string
+}
 
-// Open replaces the hook's sealed secret and salt, as read from the
+// credentials are the hook's secret, Mango key and salt, in the order of
+// their columns.
+func (h *Hook) credentials() [3]credential {
+	return [3]credential{{"call_hooks.secret", &h.Secret}, {"call_hooks.api_key", &h.APIKey}, {"call_hooks.api_salt", &h.APISalt}}
+}
+
+// sealed returns the hook's plain credentials sealed, as they are stored.
+func (h *Hook) sealed(box *secrets.Box) ([3]string, error) {
+	var out [3]string
+	for i, c := range h.credentials() {
+		v, err := box.Seal(c.purpose, *c.field)
+		if err != nil {
+			return out, err
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// OpenHook replaces the hook's sealed credentials, as read from the
 // database, with their plain values: only what verifies a provider's
-// request needs them. Values stored before sealing are plain already.
-func (h *Hook) Open(box *secrets.Box) error {
-	for _, v := range []struct {
-		purpose string
-		field   *string
-	}{{hookSecretPurpose, &h.Secret}, {hookSaltPurpose, &h.APISalt}} {
-		if !secrets.IsSealed(*v.field) {
+// request needs them.
+//
+// Credentials stored before they were sealed (every Mango key, and the
+// secrets and salts of the first versions) are plain in the database:
+// they are sealed on the hook's first use — its next request or replay —
+// and the requests the hook kept before (hook_failures) lose the Mango
+// key they carry, as the ones it keeps from now on never hold it.
+func OpenHook(ctx context.Context, db *store.DB, box *secrets.Box, h *Hook) error {
+	if h.opened {
+		return nil
+	}
+	plain := false
+	for _, c := range h.credentials() {
+		if !secrets.IsSealed(*c.field) {
+			plain = plain || *c.field != ""
 			continue
 		}
-		plain, err := box.Opened(v.purpose, *v.field)
+		v, err := box.Opened(c.purpose, *c.field)
 		if err != nil {
 			return fmt.Errorf("calltracking: hook %s: %w", h.ID, err)
 		}
-		*v.field = plain
+		*c.field = v
 	}
-	return nil
+	h.opened = true
+	if !plain {
+		return nil
+	}
+	sealed, err := h.sealed(box)
+	if err != nil {
+		return err
+	}
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE call_hooks SET secret = $3, api_key = $4, api_salt = $5 WHERE counter_id = $1 AND id = $2`,
+			h.CounterID, h.ID, sealed[0], sealed[1], sealed[2]); err != nil {
+			return fmt.Errorf("calltracking: seal hook %s: %w", h.ID, err)
+		}
+		if h.APIKey == "" {
+			return nil
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT `+failureColumns+` FROM hook_failures WHERE counter_id = $1 AND hook_id = $2`, h.CounterID, h.ID)
+		if err != nil {
+			return fmt.Errorf("calltracking: seal hook %s: %w", h.ID, err)
+		}
+		var kept []*Failure
+		for rows.Next() {
+			f, err := scanFailure(rows)
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("calltracking: seal hook %s: %w", h.ID, err)
+			}
+			kept = append(kept, f)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("calltracking: seal hook %s: %w", h.ID, err)
+		}
+		for _, f := range kept {
+			w := f.withheld(h.APIKey)
+			headers, _ := json.Marshal(w.Header)
+			if _, err := tx.ExecContext(ctx, `UPDATE hook_failures SET url = $3, query = $4, headers = $5, body = $6 WHERE counter_id = $1 AND id = $2`,
+				h.CounterID, f.ID, w.URL, w.Query, string(headers), []byte(w.Body)); err != nil {
+				return fmt.Errorf("calltracking: seal hook %s: %w", h.ID, err)
+			}
+		}
+		return nil
+	})
 }
 
 func (h *Hook) fill() {
@@ -238,24 +307,109 @@ type Failure struct {
 // has a hook's URL can send it junk, signed or not.
 const MaxFailuresPerHook = 1000
 
-// Masked is the failure as the API shows it: Mango's vpbx_api_key, which
-// its requests carry in the body, hidden.
-func (f *Failure) Masked() *Failure {
-	m := *f
-	m.Body = mangoKey.ReplaceAllString(f.Body, "${1}xxxxx")
-	return &m
+// Mango's requests carry the connection's key (vpbx_api_key) in their
+// form. A kept request holds keyWithheld in its place — made of characters
+// that read the same in a form, a query and a multipart part — and a
+// replay puts the hook's key back (WithKey), since the signature covers it.
+const (
+	mangoKeyParam = "vpbx_api_key"
+	keyWithheld   = "WITHHELD-vpbx_api_key"
+)
+
+// credentialHeaders are headers no provider's request needs and that may
+// carry credentials (basic auth written into a provider's URL, a proxy's
+// cookie): kept requests hold none of their values.
+var credentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie"}
+
+// Masked is the failure as the API shows it: without Mango's key (even in
+// a request kept before keys were withheld at rest) or credentials in its
+// headers.
+func (f *Failure) Masked() *Failure { return f.withheld("") }
+
+// withheld is the failure without Mango's key and without the values of
+// credential headers. The key is withheld from the URL, the query and a
+// form body as the value of every vpbx_api_key parameter, however encoded;
+// from a body of another kind (multipart, JSON) wherever the key itself
+// (when known: "" when not) appears.
+func (f *Failure) withheld(key string) *Failure {
+	w := *f
+	w.Query = withholdParam(f.Query)
+	if base, q, ok := strings.Cut(f.URL, "?"); ok {
+		w.URL = base + "?" + withholdParam(q)
+	}
+	switch {
+	case !rawBody(f.Header):
+		w.Body = withholdParam(f.Body)
+	case key != "":
+		w.Body = strings.ReplaceAll(f.Body, key, keyWithheld)
+	}
+	w.Header = f.Header.Clone()
+	for _, name := range credentialHeaders {
+		if vs := w.Header.Values(name); len(vs) > 0 {
+			w.Header[http.CanonicalHeaderKey(name)] = slices.Repeat([]string{"xxxxx"}, len(vs))
+		}
+	}
+	return &w
 }
 
-var mangoKey = regexp.MustCompile(`(vpbx_api_key=)[^&]*`)
+// rawBody reports whether a request's body is not URL-encoded: a multipart
+// form or JSON, whose values are written as they are.
+func rawBody(h http.Header) bool {
+	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
+	return mt == "multipart/form-data" || mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+// withholdParam replaces the value of every vpbx_api_key parameter of a
+// URL-encoded form or query, however its name and value are encoded, with
+// keyWithheld; every other byte stays as it was.
+func withholdParam(form string) string {
+	parts := strings.Split(form, "&")
+	changed := false
+	for i, p := range parts {
+		name, _, _ := strings.Cut(p, "=")
+		if n, err := url.QueryUnescape(name); err == nil && n == mangoKeyParam {
+			parts[i], changed = name+"="+keyWithheld, true
+		}
+	}
+	if !changed {
+		return form
+	}
+	return strings.Join(parts, "&")
+}
+
+// WithKey is a kept failure as received, for a replay: the hook's Mango key
+// (plain: OpenHook) back where it was withheld — URL-encoded in the URL,
+// the query and a form body, as it is in another body.
+func (f *Failure) WithKey(key string) *Failure {
+	r := *f
+	if key == "" {
+		return &r
+	}
+	encoded := url.QueryEscape(key)
+	r.URL = strings.ReplaceAll(f.URL, keyWithheld, encoded)
+	r.Query = strings.ReplaceAll(f.Query, keyWithheld, encoded)
+	if rawBody(f.Header) {
+		r.Body = strings.ReplaceAll(f.Body, keyWithheld, key)
+	} else {
+		r.Body = strings.ReplaceAll(f.Body, keyWithheld, encoded)
+	}
+	return &r
+}
 
 // SaveFailure keeps a request that failed (the hook's oldest beyond
-// MaxFailuresPerHook are dropped).
+// MaxFailuresPerHook are dropped), without the hook's Mango key (h is
+// opened: OpenHook) or credential headers: withheld.
 func SaveFailure(ctx context.Context, db *store.DB, h *Hook, f *Failure) error {
-	headers, _ := json.Marshal(f.Header)
+	if !h.opened {
+		// Its key is still sealed: it could not be withheld.
+		return fmt.Errorf("calltracking: keep failed webhook: hook %s is not opened", h.ID)
+	}
+	kept := f.withheld(h.APIKey)
+	headers, _ := json.Marshal(kept.Header)
 	return db.Tx(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, `INSERT INTO hook_failures (counter_id, hook_id, provider, received_at, method, subpath, url, query,
 			headers, body, error, field, replay_error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, '') RETURNING id`,
-			h.CounterID, h.ID, h.Provider, f.ReceivedAt, f.Method, f.Subpath, f.URL, f.Query, string(headers), []byte(f.Body), f.Error, f.Field).Scan(&f.ID)
+			h.CounterID, h.ID, h.Provider, f.ReceivedAt, f.Method, f.Subpath, kept.URL, kept.Query, string(headers), []byte(kept.Body), f.Error, f.Field).Scan(&f.ID)
 		if err != nil {
 			return fmt.Errorf("calltracking: keep failed webhook: %w", err)
 		}

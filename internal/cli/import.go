@@ -182,7 +182,7 @@ func runImportOrders(ctx context.Context, cio cmdIO, args []string) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("import %s failed: %w", source, err)
+		return fmt.Errorf("import %s failed: %w", origin, err) // origin: a URL redacted
 	}
 	return nil
 }

@@ -30,7 +30,7 @@ const DefaultMaxFeedBytes = 1 << 30
 // FetchError is a feed URL that could not be read, with a message that
 // says what to fix.
 type FetchError struct {
-	URL     string // without credentials
+	URL     string // redacted (Redact)
 	Message string
 	Err     error
 }
@@ -176,18 +176,25 @@ var nonPublic = []netip.Prefix{
 }
 
 // CheckURL checks that text is an http(s) URL with a host, and returns it
-// parsed.
+// parsed. Its errors show the URL redacted.
 func CheckURL(text string) (*url.URL, error) {
 	u, err := url.Parse(strings.TrimSpace(text))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%q is not an http:// or https:// URL", text)
+	if err != nil {
+		return nil, fmt.Errorf("not a URL: %s", WithoutURL(err))
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%q is not an http:// or https:// URL", Redact(text))
 	}
 	return u, nil
 }
 
-// Redact returns the URL for logs, reports and the API: without its
-// password, and with the values of its query hidden — feeds are often
-// protected by a key in the query (?apikey=…), which is as secret.
+// Redact returns the URL for logs, reports, messages and the API: without
+// its password, and with the values of its query hidden — feeds and
+// webhook receivers are often protected by a key in the query (?apikey=…),
+// which is as secret. It is the one redaction of the URLs users give
+// (feeds, import tasks, webhooks): every message that names such a URL
+// names it through Redact, and errors that quote a URL themselves go
+// through WithoutURL.
 func Redact(text string) string {
 	u, err := url.Parse(text)
 	if err != nil {
@@ -203,6 +210,17 @@ func Redact(text string) string {
 	return u.Redacted()
 }
 
+// WithoutURL is an error's text without the URL that net/http's errors
+// (*url.Error: `Get "https://…?apikey=…": dial tcp …: connection refused`)
+// and url.Parse's quote in full, query keys included: only what went wrong.
+func WithoutURL(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return err.Error()
+}
+
 // Open starts downloading the feed at rawURL. The body it returns fails
 // with an error (never a silent short read) when the download is cut off,
 // exceeds the size limit or times out; close it when done.
@@ -211,19 +229,19 @@ func (f *Fetcher) Open(ctx context.Context, rawURL string) (io.ReadCloser, error
 	if err != nil {
 		return nil, &FetchError{URL: Redact(rawURL), Message: err.Error()}
 	}
-	shown := u.Redacted()
+	shown := Redact(u.String())
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		cancel()
-		return nil, &FetchError{URL: shown, Message: err.Error(), Err: err}
+		return nil, &FetchError{URL: shown, Message: WithoutURL(err), Err: err}
 	}
 	req.Header.Set("User-Agent", "Throughline/"+buildinfo.Version()+" (CRM feed import)")
 	req.Header.Set("Accept", "text/csv, text/plain;q=0.9, */*;q=0.5")
 	resp, err := f.client.Do(req)
 	if err != nil {
 		cancel()
-		msg := err.Error()
+		msg := WithoutURL(err)
 		switch {
 		case errors.Is(err, ErrPrivateAddress):
 			msg = "refused: " + ErrPrivateAddress.Error()
@@ -283,7 +301,7 @@ func (b *feedBody) Read(p []byte) (int, error) {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(b.ctx.Err(), context.DeadlineExceeded):
 		return n, &FetchError{URL: b.url, Message: fmt.Sprintf("the download did not finish within %s", b.timeout), Err: err}
 	}
-	return n, &FetchError{URL: b.url, Message: fmt.Sprintf("the download was cut off after %d bytes: %v", b.n, err), Err: err}
+	return n, &FetchError{URL: b.url, Message: fmt.Sprintf("the download was cut off after %d bytes: %s", b.n, WithoutURL(err)), Err: err}
 }
 
 func (b *feedBody) Close() error {

@@ -116,13 +116,14 @@ func (s *Server) receivedURL(r *http.Request) string {
 }
 
 // ingestHook parses a webhook request (live, or a kept failure replayed)
-// and stores its events.
+// and stores its events. It opens the hook first (its credentials plain:
+// calltracking.OpenHook).
 func (s *Server) ingestHook(r *http.Request, hook *calltracking.Hook, f *calltracking.Failure) (telephony.Reply, error) {
-	c, err := s.counters.Get(r.Context(), hook.CounterID)
-	if err != nil {
+	if err := calltracking.OpenHook(r.Context(), s.db, s.cfg.Secrets, hook); err != nil {
 		return telephony.Reply{}, err
 	}
-	if err := hook.Open(s.cfg.Secrets); err != nil {
+	c, err := s.counters.Get(r.Context(), hook.CounterID)
+	if err != nil {
 		return telephony.Reply{}, err
 	}
 	events, reply, err := telephony.Parse(hook.Provider, telephony.Request{
@@ -413,7 +414,12 @@ func (s *Server) replayFailure(w http.ResponseWriter, r *http.Request, id int64)
 		s.fail(w, r, err)
 		return
 	}
-	_, err = s.ingestHook(r, hook, f)
+	if err := calltracking.OpenHook(r.Context(), s.db, s.cfg.Secrets, hook); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	// The request as received: the Mango key it was kept without, back.
+	_, err = s.ingestHook(r, hook, f.WithKey(hook.APIKey))
 	msg := ""
 	if err != nil {
 		msg = err.Error()

@@ -403,7 +403,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; there is nobody to answer.
 	default:
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.log.Error("request failed", "method", r.Method, "path", logPath(r), "err", err)
 		writeError(w, errInternal)
 	}
 }
@@ -454,7 +454,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if p == http.ErrAbortHandler {
 				panic(p)
 			}
-			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path,
+			s.log.Error("panic serving request", "method", r.Method, "path", logPath(r),
 				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			if !rec.wrote {
 				writeError(rec, errInternal)
@@ -463,6 +463,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.observe(r, rec, time.Since(start))
 	}()
 	s.mux.ServeHTTP(rec, r)
+}
+
+// logPath is the request's path for the log: a telephony hook's token —
+// which authenticates the provider, and is the only proof a generic hook
+// without a secret has — is hidden.
+func logPath(r *http.Request) string {
+	// /hooks/calls/{provider}/{token}[/…], matched or not (a wrong method).
+	parts := strings.SplitN(r.URL.Path, "/", 6)
+	if len(parts) >= 5 && parts[1] == "hooks" && parts[2] == "calls" && parts[4] != "" {
+		parts[4] = "xxxxx"
+		return strings.Join(parts, "/")
+	}
+	return r.URL.Path
 }
 
 func (s *Server) observe(r *http.Request, rec *statusRecorder, d time.Duration) {
@@ -482,7 +495,7 @@ func (s *Server) observe(r *http.Request, rec *statusRecorder, d time.Duration) 
 	}
 	s.log.LogAttrs(r.Context(), level, "request",
 		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
+		slog.String("path", logPath(r)),
 		slog.String("route", route),
 		slog.Int("status", rec.status),
 		slog.Int64("bytes", rec.bytes),

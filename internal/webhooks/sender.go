@@ -328,10 +328,8 @@ func describe(err error, code int, timeout time.Duration) string {
 		return fmt.Sprintf("no answer within %s", timeout)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "the receiver closed the connection without answering"
-	case errors.As(err, &ue):
-		return ue.Err.Error()
 	case err != nil:
-		return err.Error()
+		return imports.WithoutURL(err)
 	}
 	return fmt.Sprintf("the receiver answered %d", code)
 }
